@@ -1,0 +1,37 @@
+"""Local defaults shared by every command: where state lives and which ports we use.
+
+Everything here is for the *local* stack; production settings are read by each adapter
+from its own environment (see ``db.connection`` and ``web.settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_API_PORT = 3000  # as `sam local start-api`
+DEFAULT_WEB_PORT = 8080
+DEFAULT_DASHBOARD_PORT = 8090
+DEFAULT_PG_PORT = 55432  # away from a system PostgreSQL on 5432
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_DB_NAME = "hybridshop"
+
+
+def state_dir() -> Path:
+    """Directory for local state (PostgreSQL data, DuckDB warehouse, dev keys).
+
+    ``HYBRIDSHOP_HOME`` overrides it; the default keeps state next to where the user works
+    so that ``hybridshop up`` run twice in the same place reuses the same data.
+    """
+    return Path(os.environ.get("HYBRIDSHOP_HOME", ".hybridshop")).resolve()
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer from the environment, failing with a message that names the variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None

