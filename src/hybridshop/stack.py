@@ -34,7 +34,9 @@ def embedded_server(pg_port: int | None = None) -> EmbeddedPostgres:
     return EmbeddedPostgres(base_dir=state_dir() / "postgres", port=port)
 
 
-def ensure_database(pg_port: int | None = None, *, migrate: bool = True, seed: bool = True) -> Database:
+def ensure_database(
+    pg_port: int | None = None, *, migrate: bool = True, seed: bool = True
+) -> Database:
     """Use ``DATABASE_URL`` or start/reuse the embedded server; migrate; seed an empty catalog."""
     dsn = os.environ.get("DATABASE_URL")
     server = None

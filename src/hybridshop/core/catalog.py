@@ -11,8 +11,22 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
-from hybridshop.core.errors import AlreadySold, FieldError, IdempotencyConflict, InvalidInput, NotFound
-from hybridshop.core.models import Category, ListingQuery, NewProduct, Order, Page, Product, PurchaseRequest
+from hybridshop.core.errors import (
+    AlreadySold,
+    FieldError,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+)
+from hybridshop.core.models import (
+    Category,
+    ListingQuery,
+    NewProduct,
+    Order,
+    Page,
+    Product,
+    PurchaseRequest,
+)
 from hybridshop.core.validation import encode_cursor
 
 PRODUCT_COLUMNS = (

@@ -56,7 +56,9 @@ def decode_json_body(body: str | bytes | None, *, required: bool = True) -> Any:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}", code="malformed_request") from None
+        raise InvalidInput(
+            f"the request body is not valid JSON: {exc}", code="malformed_request"
+        ) from None
 
 
 def _require_object(data: Any, allowed: set[str]) -> dict[str, Any]:
@@ -155,8 +157,10 @@ def parse_new_product(data: Any) -> NewProduct:
     if category is not None:
         category = category.lower()
         if not CATEGORY_RE.match(category):
-            errors.add("category", "must be lowercase letters, digits and dashes (e.g. home-garden)")
-    currency = _text(errors, data, "currency", max_len=3)
+            errors.add(
+                "category", "must be lowercase letters, digits and dashes (e.g. home-garden)"
+            )
+    currency = _text(errors, data, "currency", max_len=10)
     if currency is not None:
         currency = currency.upper()
         if not CURRENCY_RE.match(currency):

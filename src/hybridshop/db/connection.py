@@ -13,6 +13,7 @@ invocations) and replaces it after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -58,7 +59,9 @@ class DatabaseConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseConfig:
         env = os.environ if env is None else env
-        mode = env.get("DB_AUTH_MODE", "").strip().lower() or ("dsn" if env.get("DATABASE_URL") else "")
+        mode = env.get("DB_AUTH_MODE", "").strip().lower() or (
+            "dsn" if env.get("DATABASE_URL") else ""
+        )
         timeout = int(env.get("DB_CONNECT_TIMEOUT", "5"))
         app = env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("DB_APPLICATION_NAME") or "hybridshop"
         if mode == "dsn":
@@ -93,7 +96,9 @@ class DatabaseConfig:
             "DB_HOST, DB_NAME, DB_USER and AWS_REGION (RDS IAM authentication)"
         )
 
-    def connect_kwargs(self, token_factory: Callable[[DatabaseConfig], str] | None = None) -> dict[str, Any]:
+    def connect_kwargs(
+        self, token_factory: Callable[[DatabaseConfig], str] | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments for ``psycopg2.connect``; in IAM mode this signs a fresh token."""
         common: dict[str, Any] = {
             "connect_timeout": self.connect_timeout,
@@ -129,7 +134,9 @@ def generate_iam_token(config: DatabaseConfig) -> str:
     return token
 
 
-def connect(config: DatabaseConfig | None = None, **overrides: Any) -> psycopg2.extensions.connection:
+def connect(
+    config: DatabaseConfig | None = None, **overrides: Any
+) -> psycopg2.extensions.connection:
     """Open one connection (autocommit off) for the configured mode."""
     config = config or DatabaseConfig.from_env()
     kwargs = config.connect_kwargs()
@@ -138,7 +145,9 @@ def connect(config: DatabaseConfig | None = None, **overrides: Any) -> psycopg2.
         return psycopg2.connect(**kwargs)
     except psycopg2.OperationalError as exc:
         where = config.host if config.mode == "iam" else "DATABASE_URL"
-        raise DatabaseUnavailable(f"cannot connect to the database ({where}): {_first_line(exc)}") from exc
+        raise DatabaseUnavailable(
+            f"cannot connect to the database ({where}): {_first_line(exc)}"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -155,7 +164,9 @@ class ConnectionHolder:
     a write that may or may not have committed must not be repeated behind the caller's back.
     """
 
-    def __init__(self, config_factory: Callable[[], DatabaseConfig] = DatabaseConfig.from_env) -> None:
+    def __init__(
+        self, config_factory: Callable[[], DatabaseConfig] = DatabaseConfig.from_env
+    ) -> None:
         self._config_factory = config_factory
         self._conn: psycopg2.extensions.connection | None = None
         self._lock = threading.Lock()
@@ -172,17 +183,22 @@ class ConnectionHolder:
                 return work(conn)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 self.reset()
-                raise DatabaseUnavailable(f"lost the database connection: {_first_line(exc)}") from exc
+                raise DatabaseUnavailable(
+                    f"lost the database connection: {_first_line(exc)}"
+                ) from exc
             finally:
-                if self._conn is not None and not self._conn.closed and (
-                    self._conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+                if (
+                    self._conn is not None
+                    and not self._conn.closed
+                    and (
+                        self._conn.get_transaction_status()
+                        != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+                    )
                 ):
                     self._conn.rollback()
 
     def reset(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 self._conn.close()
-            except psycopg2.Error:
-                pass
         self._conn = None

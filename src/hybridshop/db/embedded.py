@@ -74,10 +74,7 @@ def _is_root() -> bool:
 
 def _reachable_by_others(path: Path) -> bool:
     """True if every parent folder of ``path`` is traversable by other users (o+x)."""
-    for parent in [path, *path.parents]:
-        if not parent.stat().st_mode & 0o001:
-            return False
-    return True
+    return all(parent.stat().st_mode & 1 for parent in [path, *path.parents])
 
 
 def _ensure_service_user() -> pwd.struct_passwd:
@@ -85,7 +82,14 @@ def _ensure_service_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -140,7 +144,7 @@ class EmbeddedPostgres:
         if _is_root():
             entry = _ensure_service_user()
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(  # type: ignore[call-overload]
             args,
             check=False,
             capture_output=True,
@@ -190,7 +194,9 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not self.initialized():
             return False
-        result = self._run([str(self._server_bin_dir() / "pg_ctl"), "status", "-D", str(self.data_dir)])
+        result = self._run(
+            [str(self._server_bin_dir() / "pg_ctl"), "status", "-D", str(self.data_dir)]
+        )
         return result.returncode == 0
 
     def running_port(self) -> int | None:
@@ -246,7 +252,15 @@ class EmbeddedPostgres:
         if not self.is_running():
             return
         self._run(
-            [str(self._server_bin_dir() / "pg_ctl"), "stop", "-w", "-m", mode, "-D", str(self.data_dir)]
+            [
+                str(self._server_bin_dir() / "pg_ctl"),
+                "stop",
+                "-w",
+                "-m",
+                mode,
+                "-D",
+                str(self.data_dir),
+            ]
         )
 
     def _ensure_database(self) -> None:

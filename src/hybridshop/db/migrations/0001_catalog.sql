@@ -17,7 +17,7 @@ CREATE TABLE products (
     CONSTRAINT products_name_length CHECK (char_length(name) BETWEEN 1 AND 200),
     CONSTRAINT products_description_length CHECK (char_length(description) <= 5000),
     CONSTRAINT products_category_format CHECK (category ~ '^[a-z0-9][a-z0-9-]{0,49}$'),
-    CONSTRAINT products_price_positive CHECK (price > 0),
+    CONSTRAINT products_price_positive CHECK (price > 0 AND price <> 'NaN'),  -- NaN > 0 is true in SQL
     CONSTRAINT products_currency_format CHECK (currency ~ '^[A-Z]{3}$'),
     CONSTRAINT products_image_url_format CHECK (image_url IS NULL OR image_url ~ '^https?://')
 );
@@ -29,7 +29,7 @@ CREATE INDEX products_available_id ON products (id) WHERE available;
 CREATE TABLE orders (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     product_id      bigint        NOT NULL REFERENCES products (id),
-    price           numeric(10,2) NOT NULL CHECK (price > 0),
+    price           numeric(10,2) NOT NULL CHECK (price > 0 AND price <> 'NaN'),
     currency        char(3)       NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     purchased_at    timestamptz   NOT NULL DEFAULT now(),
     buyer_ref       text          CHECK (buyer_ref IS NULL OR char_length(buyer_ref) BETWEEN 1 AND 200),
