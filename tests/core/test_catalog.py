@@ -65,7 +65,9 @@ def test_listing_filters(conn: psycopg2.extensions.connection) -> None:
 
 def test_purchase_marks_sold_and_records_order(conn: psycopg2.extensions.connection) -> None:
     product_id = _add(conn, "Lamp")
-    order, created = catalog.purchase(conn, product_id, PurchaseRequest(buyer_ref="s1", channel="web"))
+    order, created = catalog.purchase(
+        conn, product_id, PurchaseRequest(buyer_ref="s1", channel="web")
+    )
     assert created
     assert (order.product_id, order.product_name, order.price, order.channel) == (
         product_id,
@@ -95,7 +97,9 @@ def test_idempotent_purchase(conn: psycopg2.extensions.connection) -> None:
     assert catalog.get_product(conn, other).available
 
 
-def test_concurrent_buyers_one_winner(database_url: str, conn: psycopg2.extensions.connection) -> None:
+def test_concurrent_buyers_one_winner(
+    database_url: str, conn: psycopg2.extensions.connection
+) -> None:
     product_id = _add(conn, "Last Ticket")
     outcomes: list[str] = []
     barrier = threading.Barrier(20)
@@ -122,7 +126,9 @@ def test_concurrent_buyers_one_winner(database_url: str, conn: psycopg2.extensio
         assert cur.fetchone()[0] == 1
 
 
-def test_concurrent_retries_with_one_key_buy_once(database_url: str, conn: psycopg2.extensions.connection) -> None:
+def test_concurrent_retries_with_one_key_buy_once(
+    database_url: str, conn: psycopg2.extensions.connection
+) -> None:
     product_id = _add(conn, "Retry Me")
     results: list[tuple[int, bool]] = []
     barrier = threading.Barrier(10)
@@ -131,7 +137,9 @@ def test_concurrent_retries_with_one_key_buy_once(database_url: str, conn: psyco
         c = psycopg2.connect(database_url)
         try:
             barrier.wait()
-            order, created = catalog.purchase(c, product_id, PurchaseRequest(idempotency_key="same"))
+            order, created = catalog.purchase(
+                c, product_id, PurchaseRequest(idempotency_key="same")
+            )
             results.append((order.id, created))
         finally:
             c.close()
@@ -161,7 +169,12 @@ def test_database_constraints_guard_direct_writes(conn: psycopg2.extensions.conn
         conn.rollback()
     product_id = _add(conn, "Once")
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO orders (product_id, price, currency) VALUES (%s, 1, 'EUR')", (product_id,))
+        cur.execute(
+            "INSERT INTO orders (product_id, price, currency) VALUES (%s, 1, 'EUR')", (product_id,)
+        )
         with pytest.raises(psycopg2.IntegrityError):
-            cur.execute("INSERT INTO orders (product_id, price, currency) VALUES (%s, 1, 'EUR')", (product_id,))
+            cur.execute(
+                "INSERT INTO orders (product_id, price, currency) VALUES (%s, 1, 'EUR')",
+                (product_id,),
+            )
     conn.rollback()

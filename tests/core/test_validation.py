@@ -20,7 +20,13 @@ from hybridshop.core.validation import (
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(1, "1.00"), (Decimal("19.99"), "19.99"), ("0.5", "0.50"), ("99999999.99", "99999999.99"), (" 7 ", "7.00")],
+    [
+        (1, "1.00"),
+        (Decimal("19.99"), "19.99"),
+        ("0.5", "0.50"),
+        ("99999999.99", "99999999.99"),
+        (" 7 ", "7.00"),
+    ],
 )
 def test_valid_prices(raw: object, expected: str) -> None:
     assert str(parse_price(raw)) == expected
@@ -140,7 +146,14 @@ def test_listing_query_and_cursor_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"cursor": "garbage"}, {"sort": "price"}, {"include_sold": "maybe"}],
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "ten"},
+        {"cursor": "garbage"},
+        {"sort": "price"},
+        {"include_sold": "maybe"},
+    ],
 )
 def test_listing_query_rejects(params: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
@@ -149,7 +162,11 @@ def test_listing_query_rejects(params: dict[str, str]) -> None:
 
 def test_purchase_request() -> None:
     request = parse_purchase({"buyer_ref": "session-1", "channel": "web"}, " key-1 ")
-    assert (request.buyer_ref, request.channel, request.idempotency_key) == ("session-1", "web", "key-1")
+    assert (request.buyer_ref, request.channel, request.idempotency_key) == (
+        "session-1",
+        "web",
+        "key-1",
+    )
     with pytest.raises(InvalidInput):
         parse_purchase({"channel": "Web Shop"})
     with pytest.raises(InvalidInput):
