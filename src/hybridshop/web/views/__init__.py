@@ -1,0 +1,1 @@
+"""Blueprints by area: storefront (customers), manage (catalog management), health."""

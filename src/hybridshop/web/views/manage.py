@@ -1,0 +1,55 @@
+"""Catalog management: add a product. The API validates; we put its messages beside fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from hybridshop.web.api_client import ApiError
+from hybridshop.web.app import shop
+
+bp = Blueprint("manage", __name__, url_prefix="/manage")
+
+FIELDS = ("name", "price", "description", "category", "currency", "image_url")
+# What the form may omit: the API applies its own defaults to missing optional fields.
+OPTIONAL = ("description", "category", "currency", "image_url")
+
+
+def _form_values() -> dict[str, str]:
+    return {f: request.form.get(f, "").strip() for f in FIELDS}
+
+
+def _body(values: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": values["name"], "price": values["price"]}
+    for f in OPTIONAL:
+        if values[f]:
+            body[f] = values[f]
+    return body
+
+
+@bp.get("/products/new")
+def new_product() -> str:
+    return render_template("new_product.html", values=dict.fromkeys(FIELDS, ""), errors={})
+
+
+@bp.post("/products/new")
+def create_product() -> Response | tuple[str, int]:
+    values = _form_values()
+    try:
+        created = shop().api.add_product(_body(values))
+    except ApiError as exc:
+        if exc.status >= 500 or exc.status in (401, 403):
+            raise
+        errors = {k: v for k, v in exc.field_errors().items() if k in FIELDS}
+        general = [f"{d.field}: {d.message}" for d in exc.details if d.field not in FIELDS]
+        return render_template(
+            "new_product.html",
+            values=values,
+            errors=errors,
+            problem=exc.message or "The product could not be added.",
+            general=general,
+        ), (422 if exc.status == 422 else 400)
+    flash(f"“{created.get('name', '')}” is now in the catalog.")
+    return redirect(url_for("storefront.product", product_id=created["id"]), code=303)
