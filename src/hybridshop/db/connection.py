@@ -78,6 +78,13 @@ class DatabaseConfig:
                 raise DatabaseConfigError(
                     "DB_AUTH_MODE=iam needs " + ", ".join(missing) + " (no password fallback)"
                 )
+            sslrootcert = env.get("DB_SSL_ROOT_CERT") or str(rds_ca_bundle_path())
+            if not Path(sslrootcert).is_file():
+                raise DatabaseConfigError(
+                    f"the RDS CA bundle {sslrootcert} is missing (needed for sslmode=verify-full): "
+                    "build the Lambda zip with `hybridshop package`, which ships it, or set "
+                    "DB_SSL_ROOT_CERT to a copy of https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+                )
             return cls(
                 mode="iam",
                 host=env["DB_HOST"],
@@ -85,7 +92,7 @@ class DatabaseConfig:
                 dbname=env["DB_NAME"],
                 user=env["DB_USER"],
                 region=region,
-                sslrootcert=env.get("DB_SSL_ROOT_CERT") or str(rds_ca_bundle_path()),
+                sslrootcert=sslrootcert,
                 connect_timeout=timeout,
                 application_name=app,
             )
@@ -126,11 +133,20 @@ def generate_iam_token(config: DatabaseConfig) -> str:
     (the Lambda runtime ships boto3, so the deployment zip does not).
     """
     import boto3
+    from botocore.exceptions import BotoCoreError, NoCredentialsError
 
-    client = boto3.session.Session().client("rds", region_name=config.region)
-    token: str = client.generate_db_auth_token(
-        DBHostname=config.host, Port=config.port, DBUsername=config.user, Region=config.region
-    )
+    try:
+        client = boto3.session.Session().client("rds", region_name=config.region)
+        token: str = client.generate_db_auth_token(
+            DBHostname=config.host, Port=config.port, DBUsername=config.user, Region=config.region
+        )
+    except NoCredentialsError:
+        raise DatabaseConfigError(
+            "RDS IAM authentication needs AWS credentials (the Lambda role provides them); "
+            "none were found, and there is no password fallback"
+        ) from None
+    except BotoCoreError as exc:
+        raise DatabaseConfigError(f"cannot sign an RDS IAM token: {exc}") from None
     return token
 
 

@@ -115,7 +115,10 @@ def insert_products(conn: Any, products: list[NewProduct]) -> int:
         execute_values(
             cur,
             "INSERT INTO products (name, description, category, price, currency, image_url) VALUES %s",
-            [(p.name, p.description, p.category, p.price, p.currency, p.image_url) for p in products],
+            [
+                (p.name, p.description, p.category, p.price, p.currency, p.image_url)
+                for p in products
+            ],
             page_size=1000,
         )
     conn.commit()
