@@ -187,7 +187,7 @@ def test_no_password_fallback(
         DB_PASSWORD="postgres",
     )
     config = DatabaseConfig.from_env(env)
-    with pytest.raises(DatabaseUnavailable, match="SSL|ssl"):
+    with pytest.raises(DatabaseUnavailable, match=r"SSL|ssl"):
         connect(config)
     # ...and without AWS credentials there is no token and no connection attempt at all.
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
