@@ -1,0 +1,1 @@
+"""Small Lambda handlers the gateway tests run as real functions in worker processes."""
