@@ -161,6 +161,10 @@ class ApiClient:
             raise ApiUnavailable(f"API answered {resp.status_code}")
         if resp.status_code != expected:
             error = _parse_error(resp)
+            if resp.status_code in (401, 403):
+                # Our identity was refused: a deployment problem, not something a shopper can fix.
+                log.error("API refused the shop's identity: %s", error)
+                raise ApiUnavailable(str(error))
             if resp.status_code >= 500:
                 log.error("API error %s for %s", error, resp.request.path_url)
                 raise ApiUnavailable(str(error))

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 DEFAULT_API_BASE_URL = "http://127.0.0.1:3000"
 DEFAULT_METADATA_SERVER_URL = "http://metadata.google.internal"
 ENVIRONMENTS = ("production", "development")
+# Plain http is only acceptable when the API is on this machine (local runs of the image).
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class SettingsError(ValueError):
@@ -75,7 +77,8 @@ class WebSettings:
                 raise SettingsError(
                     "API_AUDIENCE is required in production (the API's JWT audience)"
                 )
-            if not self.api_base_url.startswith("https://"):
+            api = urlsplit(self.api_base_url)
+            if api.scheme != "https" and api.hostname not in LOOPBACK:
                 raise SettingsError("API_BASE_URL must use https in production")
         elif not key:
             # Development: sessions last as long as this process, which is what we want locally.

@@ -40,7 +40,7 @@ def create_product() -> Response | tuple[str, int]:
     try:
         created = shop().api.add_product(_body(values))
     except ApiError as exc:
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status >= 500:
             raise
         errors = {k: v for k, v in exc.field_errors().items() if k in FIELDS}
         general = [f"{d.field}: {d.message}" for d in exc.details if d.field not in FIELDS]

@@ -55,7 +55,7 @@ def catalog() -> tuple[str, int]:
             include_sold=not hide_sold,
         )
     except ApiError as exc:
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status >= 500:
             raise
         error, status = exc.message or "That search could not be run.", 400
         page = {"items": [], "next_cursor": None}
@@ -96,7 +96,7 @@ def buy(product_id: int) -> Response | tuple[str, int]:
             return render_template(
                 "product.html", product=item, purchase_key=None, problem=SOLD_MESSAGE
             ), 409
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status >= 500:
             raise
         log.info("purchase of %s refused: %s", product_id, exc)
         item = _product_or_404(product_id)
