@@ -264,17 +264,19 @@ class LocalGateway:
         """Serve in the foreground until Ctrl-C or SIGTERM, then stop cleanly."""
         if self._server is None:
             self.start()
-        previous = None
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            # SIGINT explicitly too: a shell starting us in the background ignores it.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
         try:
             while not self._stopped.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.stop()
 
     def stop(self) -> None:
