@@ -1,0 +1,195 @@
+"""``hybridshop up``: the whole system on one machine, with the same code as in the cloud.
+
+Starts (or reuses) PostgreSQL, migrates, seeds an empty catalog, then serves the Lambda
+functions behind the local API Gateway, the Flask shop, and the local Datastream
+replicator. Ctrl-C stops everything it started; the data stays in the state directory, so
+running ``up`` again picks up where it left off.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hybridshop import settings
+
+console = Console()
+
+LOCAL_CALLER = "shop@hybridshop.local"  # the identity the local issuer gives the shop
+API_AUDIENCE = "hybridshop-api"
+
+
+@dataclass
+class Stack:
+    """What ``up`` started, in start order, so it can stop them in reverse."""
+
+    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
+
+    def stop_all(self) -> None:
+        for name, stop in reversed(self.stops):
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the others
+                console.print(f"[yellow]while stopping {name}: {exc}[/]")
+        self.stops.clear()
+
+
+def up(
+    host: str = typer.Option(settings.DEFAULT_HOST, "--host", help="Interface to listen on."),
+    api_port: int = typer.Option(
+        settings.DEFAULT_API_PORT,
+        "--api-port",
+        envvar="HYBRIDSHOP_API_PORT",
+        help="Local API Gateway port.",
+    ),
+    web_port: int = typer.Option(
+        settings.DEFAULT_WEB_PORT, "--web-port", envvar="HYBRIDSHOP_WEB_PORT", help="Web shop port."
+    ),
+    pg_port: int = typer.Option(
+        settings.DEFAULT_PG_PORT,
+        "--pg-port",
+        envvar="HYBRIDSHOP_PG_PORT",
+        help="Embedded PostgreSQL port.",
+    ),
+    concurrency: int = typer.Option(
+        8, "--concurrency", min=1, max=64, help="Warm environments per function."
+    ),
+    auth: bool = typer.Option(
+        False,
+        "--auth/--no-auth",
+        help="Enforce the JWT authorizer on the API, trusting the local ID-token issuer, as in production.",
+    ),
+    web: bool = typer.Option(True, "--web/--no-web", help="Start the Flask shop."),
+    replicate: bool = typer.Option(
+        True, "--replicate/--no-replicate", help="Start the local Datastream."
+    ),
+    stop_db_on_exit: bool = typer.Option(
+        False,
+        "--stop-db/--keep-db",
+        help="Stop the embedded PostgreSQL on exit (default: keep it running).",
+    ),
+) -> None:
+    """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream."""
+    from hybridshop.stack import ensure_database
+
+    stack = Stack()
+    stop_event = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with console.status(
+            "starting PostgreSQL, applying migrations, seeding the demo catalog..."
+        ):
+            database = ensure_database(pg_port)
+        if database.server is not None:
+            stack.urls.append(("PostgreSQL (embedded)", database.dsn, "Amazon RDS for PostgreSQL"))
+            if stop_db_on_exit:
+                stack.stops.append(("PostgreSQL", database.server.stop))
+        else:
+            stack.urls.append(
+                ("PostgreSQL (DATABASE_URL)", _redact(database.dsn), "Amazon RDS for PostgreSQL")
+            )
+
+        gateway = _start_gateway(database.dsn, host, api_port, concurrency, auth)
+        stack.stops.append(("API gateway", gateway.stop))
+        stack.urls.append(
+            ("API (GetProducts, GetItem, AddProduct)", gateway.url, "API Gateway + AWS Lambda")
+        )
+        stack.urls.append(("API description", f"{gateway.url}/openapi.json", "OpenAPI 3.1"))
+
+        if web:
+            from hybridshop.web.server import start_web
+
+            shop = start_web(
+                gateway.url,
+                host,
+                web_port,
+                # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
+                audience=API_AUDIENCE,
+                metadata_url=f"{gateway.issuer_url}/metadata",
+            )
+            stack.stops.append(("web shop", shop.stop))
+            stack.urls.append(("Web shop", shop.url, "Flask on Google Cloud Run"))
+
+        if replicate:
+            _start_replicator(stack, database.dsn)
+
+        _print_urls(stack)
+        console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
+        stop_event.wait()
+        console.print("\nstopping...")
+    finally:
+        stack.stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("stopped.")
+
+
+def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool):  # type: ignore[no-untyped-def]
+    from hybridshop.gateway.authorizer import JwtAuthorizerConfig
+    from hybridshop.gateway.server import GatewayConfig, LocalGateway
+
+    env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
+    if auth:
+        env["ALLOWED_CALLERS"] = LOCAL_CALLER
+    gateway = LocalGateway(
+        GatewayConfig(
+            host=host,
+            port=port,
+            env=env,
+            concurrency=concurrency,
+            authorizer=JwtAuthorizerConfig.local((API_AUDIENCE,)) if auth else None,
+            local_issuer=True,
+            quiet=True,
+        )
+    )
+    gateway.start()
+    return gateway
+
+
+def _start_replicator(stack: Stack, dsn: str) -> None:
+    try:
+        from hybridshop.datastream.service import start_replicator  # type: ignore[import-not-found]
+    except ImportError:
+        console.print("[yellow]local Datastream is not available in this version; skipping[/]")
+        return
+    handle = start_replicator(dsn, settings.state_dir() / "warehouse.duckdb")
+    stack.stops.append(("replicator", handle.stop))
+    stack.urls.append(
+        (
+            "Warehouse (DuckDB)",
+            str(settings.state_dir() / "warehouse.duckdb"),
+            "Datastream -> BigQuery",
+        )
+    )
+
+
+def _redact(dsn: str) -> str:
+    """Hide a password in a DSN before printing it."""
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        creds, _, tail = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{tail}" if ":" in creds else dsn
+    return dsn
+
+
+def _print_urls(stack: Stack) -> None:
+    table = Table(title="hybridshop is running", title_justify="left")
+    table.add_column("component")
+    table.add_column("where", overflow="fold")
+    table.add_column("stands in for", style="dim")
+    for name, url, cloud in stack.urls:
+        table.add_row(name, url, cloud)
+    console.print(table)
