@@ -37,7 +37,7 @@ class Stack:
         for name, stop in reversed(self.stops):
             try:
                 stop()
-            except Exception as exc:  # keep stopping the others
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
                 console.print(f"[yellow]while stopping {name}: {exc}[/]")
         self.stops.clear()
 
@@ -160,7 +160,7 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
 def _start_replicator(stack: Stack, dsn: str) -> None:
     try:
-        from hybridshop.datastream.service import start_replicator  # type: ignore[import-not-found]
+        from hybridshop.datastream.service import start_replicator
     except ImportError:
         console.print("[yellow]local Datastream is not available in this version; skipping[/]")
         return
