@@ -1,0 +1,39 @@
+output "address" {
+  description = "DNS name of the instance."
+  value       = aws_db_instance.this.address
+}
+
+output "port" {
+  description = "PostgreSQL port."
+  value       = aws_db_instance.this.port
+}
+
+output "db_name" {
+  description = "Name of the application database."
+  value       = aws_db_instance.this.db_name
+}
+
+output "identifier" {
+  description = "Instance identifier."
+  value       = aws_db_instance.this.identifier
+}
+
+output "resource_id" {
+  description = "DBI resource ID, the part of the rds-db:connect ARN that IAM auth checks."
+  value       = aws_db_instance.this.resource_id
+}
+
+output "master_user_secret_arn" {
+  description = "ARN of the RDS-managed Secrets Manager secret with the master credentials."
+  value       = aws_db_instance.this.master_user_secret[0].secret_arn
+}
+
+output "security_group_id" {
+  description = "Security group of the instance."
+  value       = aws_security_group.db.id
+}
+
+output "private_ip" {
+  description = "Private IPv4 address of the instance (only when lookup_private_ip)."
+  value       = var.lookup_private_ip ? data.aws_network_interface.db[0].private_ip : null
+}
