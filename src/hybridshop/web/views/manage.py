@@ -48,7 +48,11 @@ def create_product() -> Response | tuple[str, int]:
             "new_product.html",
             values=values,
             errors=errors,
-            problem=exc.message or "The product could not be added.",
+            problem=(
+                "Please correct the highlighted fields."
+                if errors and not general
+                else exc.message or "The product could not be added."
+            ),
             general=general,
         ), (422 if exc.status == 422 else 400)
     flash(f"“{created.get('name', '')}” is now in the catalog.")
