@@ -214,7 +214,11 @@ def parse_product_id(raw: str | None) -> int:
             f"product id must be a positive integer, got {raw!r}", code="malformed_request"
         )
     value = int(raw)
-    if value < 1 or value > ID_MAX:
+    if value < 1:
+        raise InvalidInput(
+            f"product id must be a positive integer, got {raw!r}", code="malformed_request"
+        )
+    if value > ID_MAX:
         raise InvalidInput("product id is out of range", code="malformed_request")
     return value
 
