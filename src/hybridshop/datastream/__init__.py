@@ -1,0 +1,1 @@
+"""Local Datastream: PostgreSQL logical replication (pgoutput) -> DuckDB in BigQuery layout."""

@@ -1,0 +1,534 @@
+"""The DuckDB warehouse: tables in Datastream's BigQuery layout, applied exactly once.
+
+Each batch of source transactions and the LSN it reaches are committed in one DuckDB
+transaction (``_datastream_state``), so a crash either keeps both or neither. Changes are
+staged through one temp table per flush: the rows arrive as PostgreSQL text, DuckDB casts them
+vectorised, fills unchanged TOAST values from the current destination rows, then merges or
+appends them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value
+from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
+
+MERGE = "merge"
+APPEND_ONLY = "append-only"
+SINGLE_DATASET = "single"
+DATASET_PER_SCHEMA = "per-schema"
+STATE_TABLE = "_datastream_state"
+
+_META = {
+    "merge": "STRUCT(uuid VARCHAR, source_timestamp BIGINT)",
+    "merge-nopk": "STRUCT(uuid VARCHAR, source_timestamp BIGINT, is_deleted BOOLEAN)",
+    "append": (
+        "STRUCT(uuid VARCHAR, source_timestamp BIGINT, change_sequence_number VARCHAR, "
+        "change_type VARCHAR, sort_keys VARCHAR[])"
+    ),
+}
+
+
+class SchemaChangeError(RuntimeError):
+    """A source schema change Datastream does not support (drop, type change, reorder)."""
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def change_sequence_number(commit_lsn: int, seq: int) -> str:
+    """Fixed-width hex so that string order is change order (commit LSN, then position)."""
+    return f"{commit_lsn:016X}{seq:08X}"
+
+
+@dataclass
+class DestColumn:
+    name: str
+    ctype: ColumnType
+    is_key: bool
+
+
+@dataclass
+class StreamLayout:
+    mode: str = MERGE  # merge | append-only
+    layout: str = SINGLE_DATASET  # single | per-schema
+    dataset_prefix: str = ""
+
+    def table_ref(self, schema: str, table: str) -> tuple[str, str]:
+        """(DuckDB schema, table) as Datastream names them in BigQuery."""
+        if self.layout == DATASET_PER_SCHEMA:
+            return f"{self.dataset_prefix}{schema}", table
+        return "main", f"{schema}_{table}"
+
+
+@dataclass
+class _Change:
+    op: str  # I, U, D (merge: final image per key) / change_type (append)
+    row: list[Value]
+    ts_ms: int
+    cs: str
+    lookup_key: tuple[Value, ...] | None = None  # where unchanged TOAST values live
+
+
+@dataclass
+class TableWriter:
+    """Pending changes of one destination table inside the current batch."""
+
+    source: tuple[str, str]
+    schema: str
+    name: str
+    columns: list[DestColumn]
+    style: str  # merge | merge-nopk | append
+    pending_merge: dict[tuple[Value, ...], _Change] = field(default_factory=dict)
+    pending_append: list[_Change] = field(default_factory=list)
+    images: dict[tuple[Value, ...], list[Value]] = field(default_factory=dict)
+    truncate_first: bool = False
+    rows_applied: int = 0
+    _unchanged_cols: list[int] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{q(self.schema)}.{q(self.name)}"
+
+    @property
+    def key_idx(self) -> list[int]:
+        keys = [i for i, c in enumerate(self.columns) if c.is_key]
+        if keys or self.style == "merge":
+            return keys
+        return list(range(len(self.columns)))  # no key: the whole row identifies it
+
+    def _key(self, row: Sequence[Value]) -> tuple[Value, ...]:
+        return tuple(row[i] for i in self.key_idx)
+
+    def _resolve(self, row: Tuple, old_key: tuple[Value, ...]) -> Tuple:
+        """Fill unchanged TOAST values from an earlier image of the row in this batch."""
+        if UNCHANGED not in row:
+            return row
+        image = self.images.get(old_key)
+        if image is None:
+            return row
+        return [image[i] if v is UNCHANGED else v for i, v in enumerate(row)]
+
+    # --- change intake (order matters; called in commit order) -------------------------
+    def insert(self, row: Tuple, ts_ms: int, cs: str) -> None:
+        key = self._key(row)
+        self._record(key, _Change("INSERT", row, ts_ms, cs, key))
+
+    def update(self, old: Tuple | None, new: Tuple, ts_ms: int, cs: str, cs_delete: str) -> None:
+        new_key = self._key(new)
+        old_key = self._key(old) if old is not None and self.style != "merge-nopk" else new_key
+        if old is not None and not old_key_only(old, self.key_idx) and UNCHANGED in new:
+            # a full old row (REPLICA IDENTITY FULL) carries the TOASTed values itself
+            new = [old[i] if v is UNCHANGED else v for i, v in enumerate(new)]
+        new = self._resolve(new, old_key)
+        if self.style == "merge-nopk":
+            self._record(new_key, _Change("INSERT", new, ts_ms, cs, None))
+            return
+        if old_key != new_key:
+            assert old is not None
+            self._record(old_key, _Change("UPDATE-DELETE", list(old), ts_ms, cs_delete, old_key))
+            self.images.pop(old_key, None)
+        self._record(new_key, _Change("UPDATE-INSERT", new, ts_ms, cs, old_key))
+
+    def delete(self, old: Tuple, ts_ms: int, cs: str) -> None:
+        key = self._key(old)
+        self.images.pop(key, None)
+        self._record(key, _Change("DELETE", list(old), ts_ms, cs, key))
+
+    def _record(self, key: tuple[Value, ...], change: _Change) -> None:
+        if change.op in ("INSERT", "UPDATE-INSERT"):
+            self.images[key] = change.row
+        if self.style == "merge":
+            self.pending_merge[key] = change
+        else:
+            self.pending_append.append(change)
+
+    def has_pending(self) -> bool:
+        return bool(self.pending_merge or self.pending_append or self.truncate_first)
+
+    # --- writing ------------------------------------------------------------------------
+    def flush(self, con: Any) -> None:
+        changes = (
+            list(self.pending_merge.values()) if self.style == "merge" else self.pending_append
+        )
+        if self.truncate_first and self.style != "append":
+            con.execute(f"DELETE FROM {self.ref}")
+        self.truncate_first = False
+        if changes:
+            self._stage(con, changes)
+            self._fill_unchanged(con, changes)
+            if self.style == "merge":
+                self._merge(con)
+            else:
+                self._append(con)
+            self.rows_applied += len(changes)
+        self.pending_merge.clear()
+        self.pending_append.clear()
+
+    def end_batch(self) -> None:
+        self.images.clear()
+
+    def _stage(self, con: Any, changes: list[_Change]) -> None:
+        ncols = len(self.columns)
+        col_lists: list[list[Any]] = [[] for _ in range(ncols)]
+        unchanged: dict[int, list[bool]] = {}
+        for c_index, change in enumerate(changes):
+            row = change.row
+            for i in range(ncols):
+                value = row[i] if i < len(row) else None
+                if value is UNCHANGED:
+                    flags = unchanged.setdefault(i, [False] * len(changes))
+                    flags[c_index] = True
+                    value = None
+                col_lists[i].append(value)
+        for i, column in enumerate(self.columns):
+            if column.ctype.is_array:
+                elem = column.ctype.array_elem
+                col_lists[i] = [pg_array_to_json(v, elem) for v in col_lists[i]]
+        params: list[Any] = [*col_lists]
+        selects = [
+            f"{col.ctype.cast_sql(f'c{i}')} AS {q(col.name)}" for i, col in enumerate(self.columns)
+        ]
+        unnests = [f"unnest(${i + 1}) AS c{i}" for i in range(ncols)]
+        extra = {
+            "__op": [c.op for c in changes],
+            "__ts": [c.ts_ms for c in changes],
+            "__cs": [c.cs for c in changes],
+            "__seq": list(range(len(changes))),
+        }
+        for i, flags in unchanged.items():
+            extra[f"__u{i}"] = flags
+        key_idx = self.key_idx if unchanged else []
+        for pos in range(len(key_idx)):
+            extra[f"__lk{pos}"] = [
+                (c.lookup_key[pos] if c.lookup_key is not None else None) for c in changes
+            ]
+        for name, values in extra.items():
+            params.append(values)
+            unnests.append(f"unnest(${len(params)}) AS {name}")
+            if name.startswith("__lk"):
+                column = self.columns[key_idx[int(name[4:])]]
+                selects.append(f"{column.ctype.cast_sql(name)} AS {name}")
+            else:
+                selects.append(name)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __stage AS SELECT "
+            + ", ".join(selects)
+            + " FROM (SELECT "
+            + ", ".join(unnests)
+            + ")",
+            params,
+        )
+        self._unchanged_cols = sorted(unchanged)
+
+    def _fill_unchanged(self, con: Any, changes: list[_Change]) -> None:
+        """Unchanged TOAST values not seen in this batch: copy them from the destination row."""
+        if not self._unchanged_cols:
+            return
+        keys = self.key_idx
+        if self.style == "merge":
+            source = self.ref
+        else:
+            order = "datastream_metadata.change_sequence_number DESC"
+            part = ", ".join(q(self.columns[i].name) for i in keys)
+            source = (
+                f"(SELECT * FROM {self.ref} QUALIFY row_number() OVER "
+                f"(PARTITION BY {part} ORDER BY {order}) = 1)"
+            )
+        match = " AND ".join(
+            f"d.{q(self.columns[i].name)} = s.__lk{pos}" for pos, i in enumerate(keys)
+        )
+        for i in self._unchanged_cols:
+            col = q(self.columns[i].name)
+            con.execute(
+                f"UPDATE __stage AS s SET {col} = d.{col} FROM {source} AS d "
+                f"WHERE s.__u{i} AND {match}"
+            )
+
+    def _key_match(self, left: str, right: str) -> str:
+        return " AND ".join(
+            f"{left}.{q(self.columns[i].name)} = {right}.{q(self.columns[i].name)}"
+            for i in self.key_idx
+        )
+
+    def _cols(self) -> str:
+        return ", ".join(q(c.name) for c in self.columns)
+
+    def _merge(self, con: Any) -> None:
+        con.execute(
+            f"DELETE FROM {self.ref} AS t USING __stage AS s WHERE {self._key_match('t', 's')}"
+        )
+        con.execute(
+            f"INSERT INTO {self.ref} ({self._cols()}, datastream_metadata) SELECT {self._cols()}, "
+            "struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := __ts) "
+            "FROM __stage WHERE __op <> 'DELETE' AND __op <> 'UPDATE-DELETE'"
+        )
+
+    def _append(self, con: Any) -> None:
+        if self.style == "merge-nopk":
+            meta = (
+                "struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := __ts, "
+                "is_deleted := __op = 'DELETE')"
+            )
+        else:
+            meta = _append_meta("__ts", "__cs", "__op")
+        con.execute(
+            f"INSERT INTO {self.ref} ({self._cols()}, datastream_metadata) "
+            f"SELECT {self._cols()}, {meta} FROM __stage ORDER BY __seq"
+        )
+
+    def truncate(self, con: Any, ts_ms: int, cs: str) -> None:
+        """Merge: empty the mirror. Append-only: a DELETE row for every live key, so that
+        replaying the change log still yields the source state."""
+        if self.style != "append":
+            self.pending_merge.clear()
+            self.pending_append.clear()
+            self.truncate_first = True
+            self.images.clear()
+            return
+        self.flush(con)
+        self.images.clear()
+        part = ", ".join(q(self.columns[i].name) for i in self.key_idx)
+        con.execute(
+            f"INSERT INTO {self.ref} ({self._cols()}, datastream_metadata) "
+            f"SELECT {self._cols()}, {_append_meta('?', '?', chr(39) + 'DELETE' + chr(39))} "
+            f"FROM (SELECT * FROM {self.ref} QUALIFY row_number() OVER (PARTITION BY {part} "
+            "ORDER BY datastream_metadata.change_sequence_number DESC) = 1) "
+            "WHERE datastream_metadata.change_type IN ('INSERT', 'UPDATE-INSERT')",
+            [ts_ms, cs],
+        )
+
+
+def old_key_only(old: Sequence[Value], key_idx: list[int]) -> bool:
+    """True if an old tuple holds only the key (REPLICA IDENTITY DEFAULT/INDEX)."""
+    return all(v is None for i, v in enumerate(old) if i not in key_idx)
+
+
+def _append_meta(ts: str, cs: str, op: str) -> str:
+    return (
+        f"struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := {ts}, "
+        f"change_sequence_number := {cs}, change_type := {op}, "
+        f"sort_keys := [substr({cs}, 1, 16), substr({cs}, 17)])"
+    )
+
+
+@dataclass
+class State:
+    slot: str
+    lsn: int
+    backfill_complete: bool
+    last_commit_ts_ms: int | None
+    last_heartbeat_ts_ms: int | None
+
+
+class Warehouse:
+    """The one writing connection to the DuckDB file."""
+
+    def __init__(self, path: Path, layout: StreamLayout) -> None:
+        import duckdb
+
+        self.path = path
+        self.layout = layout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path))
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (slot VARCHAR PRIMARY KEY, "
+            "publication VARCHAR, mode VARCHAR, layout VARCHAR, lsn UBIGINT, "
+            "backfill_complete BOOLEAN, last_commit_ts_ms BIGINT, last_heartbeat_ts_ms BIGINT, "
+            "applied_at TIMESTAMP, changes_applied BIGINT)"
+        )
+        self.writers: dict[tuple[str, str], TableWriter] = {}
+        self._snapshot_at = 0.0
+        self._snapshot_dirty = True
+
+    def close(self) -> None:
+        self.con.close()
+
+    # --- state --------------------------------------------------------------------------
+    def state(self, slot: str) -> State | None:
+        row = self.con.execute(
+            f"SELECT lsn, backfill_complete, last_commit_ts_ms, last_heartbeat_ts_ms "
+            f"FROM {STATE_TABLE} WHERE slot = ?",
+            [slot],
+        ).fetchone()
+        if row is None:
+            return None
+        return State(slot, int(row[0]), bool(row[1]), row[2], row[3])
+
+    def save_state(
+        self,
+        slot: str,
+        lsn: int,
+        *,
+        commit_ts_ms: int | None,
+        heartbeat_ts_ms: int | None,
+        changes: int,
+    ) -> None:
+        """Record the position reached; call inside the batch's transaction."""
+        self.con.execute(
+            f"UPDATE {STATE_TABLE} SET lsn = ?, applied_at = now()::TIMESTAMP, "
+            "last_commit_ts_ms = coalesce(?, last_commit_ts_ms), "
+            "last_heartbeat_ts_ms = coalesce(?, last_heartbeat_ts_ms), "
+            "changes_applied = changes_applied + ? WHERE slot = ?",
+            [lsn, commit_ts_ms, heartbeat_ts_ms, changes, slot],
+        )
+        self._snapshot_dirty = True
+
+    # --- tables -------------------------------------------------------------------------
+    def style_for(self, columns: Sequence[DestColumn]) -> str:
+        if self.layout.mode == APPEND_ONLY:
+            return "append"
+        return "merge" if any(c.is_key for c in columns) else "merge-nopk"
+
+    def create_table(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
+        """(Re)create the destination table of one source table, empty."""
+        dschema, dname = self.layout.table_ref(schema, table)
+        style = self.style_for(columns)
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
+        cols = ", ".join(f"{q(c.name)} {c.ctype.duckdb}" for c in columns)
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {q(dschema)}.{q(dname)} ({cols}, "
+            f"datastream_metadata {_META[style]})"
+        )
+        writer = TableWriter((schema, table), dschema, dname, list(columns), style)
+        self.writers[(schema, table)] = writer
+        return writer
+
+    def attach_table(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
+        """The writer of an existing destination table; adds columns appended at the source."""
+        writer = self.writers.get((schema, table))
+        if writer is None:
+            dschema, dname = self.layout.table_ref(schema, table)
+            existing = self.con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? AND column_name <> 'datastream_metadata' "
+                "ORDER BY ordinal_position",
+                [dschema, dname],
+            ).fetchall()
+            if not existing:
+                return self.create_table(schema, table, columns)
+            names = [r[0] for r in existing]
+            known = [c for c in columns if c.name in names]
+            known.sort(key=lambda c: names.index(c.name))
+            writer = TableWriter((schema, table), dschema, dname, known, self.style_for(columns))
+            self.writers[(schema, table)] = writer
+        self.evolve(writer, columns)
+        return writer
+
+    def evolve(self, writer: TableWriter, columns: list[DestColumn]) -> None:
+        """Apply a source Relation: new columns at the end are added; anything else stops."""
+        old = [(c.name, c.ctype.duckdb) for c in writer.columns]
+        new = [(c.name, c.ctype.duckdb) for c in columns]
+        if new == old:
+            writer.columns = list(columns)  # key flags may differ, types/names do not
+            return
+        where = f"{writer.source[0]}.{writer.source[1]}"
+        if new[: len(old)] != old or len(new) < len(old):
+            raise SchemaChangeError(
+                f"unsupported schema change on {where}: destination columns {old} vs source "
+                f"{new}. Only adding a column at the end is replicated (as in Datastream). "
+                "Nothing was written past the last consistent position; to start over, run "
+                "`hybridshop replicate --resync` (drops the slot and backfills again)."
+            )
+        writer.flush(self.con)
+        for column in columns[len(old) :]:
+            self.con.execute(
+                f"ALTER TABLE {writer.ref} ADD COLUMN {q(column.name)} {column.ctype.duckdb}"
+            )
+        writer.columns = list(columns)
+
+    def load_csv(self, writer: TableWriter, csv_path: Path, ts_ms: int, cs_prefix: str) -> int:
+        """Backfill rows from a PostgreSQL COPY CSV file (NULL written as \\N)."""
+        cols = ", ".join(f"{q(f'c{i}')}: 'VARCHAR'" for i in range(len(writer.columns)))
+        selects = ", ".join(c.ctype.cast_sql(q(f"c{i}")) for i, c in enumerate(writer.columns))
+        if writer.style == "merge":
+            meta = f"struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := {ts_ms})"
+        elif writer.style == "merge-nopk":
+            meta = (
+                f"struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := {ts_ms}, "
+                "is_deleted := false)"
+            )
+        else:
+            seq = "'" + cs_prefix + "' || lpad(printf('%X', row_number() OVER ()), 8, '0')"
+            meta = _append_meta(str(ts_ms), seq, "'INSERT'")
+        before = writer_count(self.con, writer)
+        self.con.execute(
+            f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM read_csv(?, header = false, "
+            f"columns = {{{cols}}}, nullstr = '\\N', allow_quoted_nulls = false, quote = '\"', "
+            "escape = '\"', delim = ',', auto_detect = false, strict_mode = true)",
+            [str(csv_path)],
+        )
+        return writer_count(self.con, writer) - before
+
+    def begin(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        import duckdb
+
+        with contextlib.suppress(duckdb.Error):  # nothing to roll back after a failed commit
+            self.con.execute("ROLLBACK")
+        for writer in self.writers.values():
+            writer.pending_merge.clear()
+            writer.pending_append.clear()
+            writer.truncate_first = False
+            writer.end_batch()
+
+    def row_counts(self) -> dict[str, int]:
+        return {
+            f"{w.schema}.{w.name}" if w.schema != "main" else w.name: writer_count(self.con, w)
+            for w in self.writers.values()
+        }
+
+    # --- readers ------------------------------------------------------------------------
+    def publish_snapshot(self, target: Path, min_interval_s: float) -> bool:
+        """Copy the warehouse to ``target`` (atomically replaced) for other processes.
+
+        DuckDB lets one process write a file and blocks others from opening it meanwhile, so
+        other processes (dashboards, a user's duckdb CLI) read this copy instead. It is
+        refreshed at most every ``min_interval_s`` (and never more than a quarter of the
+        time, so copying cannot starve replication).
+        """
+        now = time.monotonic()
+        if not self._snapshot_dirty or now - self._snapshot_at < min_interval_s:
+            return False
+        started = time.monotonic()
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        self.con.execute("ATTACH ? AS __snapshot", [str(tmp)])
+        try:
+            self.con.execute("COPY FROM DATABASE " + _db_name(self.con) + " TO __snapshot")
+        finally:
+            self.con.execute("DETACH __snapshot")
+        os.replace(tmp, target)
+        took = time.monotonic() - started
+        self._snapshot_at = time.monotonic() + 3 * took
+        self._snapshot_dirty = False
+        return True
+
+
+def _db_name(con: Any) -> str:
+    row = con.execute("SELECT current_database()").fetchone()
+    return q(str(row[0]))
+
+
+def writer_count(con: Any, writer: TableWriter) -> int:
+    row = con.execute(f"SELECT count(*) FROM {writer.ref}").fetchone()
+    return int(row[0])
+
+
+def dest_columns(items: Iterable[tuple[str, ColumnType, bool]]) -> list[DestColumn]:
+    return [DestColumn(name, ctype, is_key) for name, ctype, is_key in items]

@@ -1,0 +1,186 @@
+"""Source side: prerequisites, the published tables' catalog, and the snapshot backfill.
+
+Every failed prerequisite raises ``PrerequisiteError`` whose message is the fix to apply,
+because a replicator that "does not work" without saying why is the main CDC complaint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO, Any
+
+import psycopg2
+from psycopg2 import sql
+
+from hybridshop.datastream.typemap import ColumnType, TypeInfo, column_type
+from hybridshop.db.replication import REPLICATED_TABLES, ensure_publication
+
+
+class PrerequisiteError(RuntimeError):
+    """The source is not ready for logical replication; the message says what to run."""
+
+
+@dataclass
+class SourceColumn:
+    name: str
+    type_oid: int
+    typmod: int
+    is_key: bool
+    ctype: ColumnType
+
+
+@dataclass
+class SourceTable:
+    relid: int
+    schema: str
+    name: str
+    replica_identity: str
+    columns: list[SourceColumn]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class TypeCatalog:
+    """Type OIDs -> ``TypeInfo``, read from ``pg_type`` on demand (new columns bring new OIDs)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, TypeInfo] = {}
+
+    def get(self, conn: Any, oids: set[int]) -> dict[int, TypeInfo]:
+        missing = [o for o in oids if o not in self._known]
+        if missing:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT t.oid, t.typname, t.typcategory, e.typname FROM pg_type t "
+                    "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
+                    "WHERE t.oid = ANY(%s::oid[])",
+                    (missing,),
+                )
+                for oid, name, category, elem in cur.fetchall():
+                    self._known[int(oid)] = TypeInfo(name, category, elem)
+            conn.rollback()
+        return {o: self._known.get(o, TypeInfo("unknown", "U")) for o in oids}
+
+    def column_type(self, conn: Any, oid: int, typmod: int) -> ColumnType:
+        return column_type(self.get(conn, {oid})[oid], typmod)
+
+
+def check_prerequisites(conn: Any, publication: str, *, create_publication: bool) -> None:
+    """wal_level, replication privilege, publication (created if allowed). Commits."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW wal_level")
+        (wal_level,) = cur.fetchone()
+        if wal_level != "logical":
+            raise PrerequisiteError(
+                f"wal_level is '{wal_level}', logical replication needs 'logical'. Fix: run "
+                "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on Amazon RDS: "
+                "set rds.logical_replication = 1 in the DB parameter group and reboot)."
+            )
+        cur.execute(
+            "SELECT current_user, rolsuper OR rolreplication OR coalesce(pg_has_role(current_user,"
+            " (SELECT oid FROM pg_roles WHERE rolname = 'rds_replication'), 'member'), false) "
+            "FROM pg_roles WHERE rolname = current_user"
+        )
+        user, can_replicate = cur.fetchone()
+        if not can_replicate:
+            raise PrerequisiteError(
+                f'role {user!r} may not use replication. Fix: ALTER ROLE "{user}" REPLICATION; '
+                f'(on Amazon RDS: GRANT rds_replication TO "{user}";)'
+            )
+        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
+        exists = cur.fetchone() is not None
+    if not exists:
+        tables = ", ".join(f"public.{t}" for t in REPLICATED_TABLES)
+        fix = f'CREATE PUBLICATION "{publication}" FOR TABLE {tables};'
+        if not create_publication:
+            raise PrerequisiteError(f"publication {publication!r} does not exist. Fix: {fix}")
+        try:
+            ensure_publication(conn, publication)
+            conn.commit()
+        except psycopg2.Error as exc:
+            conn.rollback()
+            raise PrerequisiteError(
+                f"publication {publication!r} does not exist and {user!r} cannot create it "
+                f"({exc.pgerror or exc}). Fix: as the tables' owner run {fix}"
+            ) from exc
+    conn.rollback()
+
+
+def published_tables(conn: Any, publication: str, types: TypeCatalog) -> list[SourceTable]:
+    """The publication's tables with columns, keys and mapped types; checks keys and SELECT."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.oid, pt.schemaname, pt.tablename, c.relreplident, "
+            "has_table_privilege(c.oid, 'SELECT') FROM pg_publication_tables pt "
+            "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+            "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+            "WHERE pt.pubname = %s ORDER BY 2, 3",
+            (publication,),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            raise PrerequisiteError(
+                f"publication {publication!r} publishes no table. Fix: ALTER PUBLICATION "
+                f'"{publication}" ADD TABLE <schema>.<table>;'
+            )
+        tables: list[SourceTable] = []
+        for relid, schema, name, ident, can_select in rows:
+            qualified = f'"{schema}"."{name}"'
+            if not can_select:
+                cur.execute("SELECT current_user")
+                (user,) = cur.fetchone()
+                raise PrerequisiteError(
+                    f"role {user!r} cannot read {schema}.{name}. Fix: GRANT USAGE ON SCHEMA "
+                    f'"{schema}" TO "{user}"; GRANT SELECT ON {qualified} TO "{user}";'
+                )
+            cur.execute(
+                "SELECT a.attname, a.atttypid, a.atttypmod, coalesce(a.attnum = ANY(i.indkey), false) "
+                "FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
+                "((%s = 'd' AND i.indisprimary) OR (%s = 'i' AND i.indisreplident)) "
+                "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped "
+                "AND a.attgenerated = '' ORDER BY a.attnum",
+                (ident, ident, relid),
+            )
+            cols = cur.fetchall()
+            has_key = any(c[3] for c in cols)
+            if ident == "n" or (ident in ("d", "i") and not has_key):
+                raise PrerequisiteError(
+                    f"table {schema}.{name} has no primary key or replica identity, so its "
+                    f"updates and deletes cannot be replicated. Fix: ALTER TABLE {qualified} ADD "
+                    f"PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"
+                )
+            info = types.get(conn, {int(c[1]) for c in cols})
+            columns = [
+                SourceColumn(n, int(oid), int(mod), bool(k), column_type(info[int(oid)], int(mod)))
+                for n, oid, mod, k in cols
+            ]
+            tables.append(SourceTable(int(relid), schema, name, ident, columns))
+    conn.rollback()
+    return tables
+
+
+def copy_sql(table: SourceTable) -> sql.Composable:
+    """COPY of one table as CSV (NULL as \\N); arrays go out as JSON like the stream's."""
+    exprs = []
+    for col in table.columns:
+        ident = sql.Identifier(col.name)
+        exprs.append(sql.SQL("to_json({})").format(ident) if col.ctype.is_array else ident)
+    target: sql.Composable
+    if any(c.ctype.is_array for c in table.columns):
+        target = sql.SQL("(SELECT {} FROM ONLY {})").format(
+            sql.SQL(", ").join(exprs), sql.Identifier(table.schema, table.name)
+        )
+    else:
+        target = sql.SQL("{} ({})").format(
+            sql.Identifier(table.schema, table.name),
+            sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns),
+        )
+    return sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv, NULL '\\N')").format(target)
+
+
+def copy_table(conn: Any, table: SourceTable, out: IO[bytes]) -> None:
+    """Stream one table's COPY into ``out`` (inside the caller's snapshot transaction)."""
+    with conn.cursor() as cur:
+        cur.copy_expert(copy_sql(table).as_string(conn), out, size=1 << 20)

@@ -1,0 +1,213 @@
+"""PostgreSQL -> BigQuery type mapping as Datastream does it, expressed as DuckDB types.
+
+Values travel as PostgreSQL's text output (pgoutput text mode, COPY CSV) and are cast inside
+DuckDB with the SQL expression ``cast_sql`` returns, so backfill and streaming share one
+conversion and DuckDB does it vectorised. Source sessions run with ``TimeZone=UTC``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# BigQuery type -> the DuckDB type we store it as.
+_BQ_TO_DUCKDB = {
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "STRING": "VARCHAR",
+    "BYTES": "BLOB",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMP",  # UTC, like BigQuery's TIMESTAMP (an instant)
+    "INTERVAL": "INTERVAL",
+    "JSON": "JSON",
+}
+
+# Built-in type names (pg_type.typname) by the BigQuery type Datastream gives them.
+_BY_NAME: dict[str, str] = {
+    **dict.fromkeys(("int2", "int4", "int8", "oid"), "INT64"),
+    **dict.fromkeys(("float4", "float8", "money"), "FLOAT64"),
+    "bool": "BOOL",
+    **dict.fromkeys(("bytea", "bit", "varbit"), "BYTES"),
+    **dict.fromkeys(
+        (
+            "bpchar",
+            "varchar",
+            "text",
+            "name",
+            "uuid",
+            "inet",
+            "cidr",
+            "macaddr",
+            "macaddr8",
+            "xml",
+            "citext",
+        ),
+        "STRING",
+    ),
+    "date": "DATE",
+    **dict.fromkeys(("time", "timetz"), "TIME"),
+    **dict.fromkeys(("timestamp", "timestamptz"), "TIMESTAMP"),
+    "interval": "INTERVAL",
+    **dict.fromkeys(("json", "jsonb"), "JSON"),
+}
+
+# Types Datastream does not replicate (geometric, ranges): we keep their text rather than drop.
+UNSUPPORTED = frozenset(
+    (
+        "point",
+        "line",
+        "lseg",
+        "box",
+        "path",
+        "polygon",
+        "circle",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+    )
+)
+
+NUMERIC_OID = 1700
+
+
+@dataclass(frozen=True, slots=True)
+class TypeInfo:
+    """What the catalog says about one type OID (``pg_type``)."""
+
+    name: str
+    category: str  # typcategory: 'A' array, 'E' enum, ...
+    elem_name: str | None = None  # element type name for arrays
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """A source column's destination type and how its text value is cast into it."""
+
+    pg_name: str
+    bigquery: str
+    duckdb: str
+    is_array: bool = False
+    array_elem: str = "string"  # how array elements appear in JSON: number, bool, string
+
+    def cast_sql(self, expr: str) -> str:
+        """SQL turning the VARCHAR ``expr`` (PostgreSQL text output) into the DuckDB type."""
+        if self.is_array or self.duckdb == "VARCHAR":
+            return expr if not self.is_array else f"CAST({expr} AS JSON)"
+        if self.pg_name == "timestamptz":
+            # Parse the offset (always +00 from our UTC sessions) before dropping the zone.
+            return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        if self.pg_name == "timetz":
+            return f"CAST(CAST({expr} AS TIMETZ) AS TIME)"
+        if self.pg_name == "bytea":
+            return f"from_hex(substr({expr}, 3))"
+        if self.pg_name in ("bit", "varbit"):
+            return f"CAST({expr} AS BLOB)"
+        if self.pg_name == "money":
+            return f"CAST(regexp_replace({expr}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
+        return f"CAST({expr} AS {self.duckdb})"
+
+
+def numeric_precision(typmod: int) -> tuple[int, int] | None:
+    """(precision, scale) of NUMERIC(p,s), or None when unconstrained (typmod -1)."""
+    if typmod < 4:
+        return None
+    value = typmod - 4
+    return (value >> 16) & 0xFFFF, value & 0xFFFF
+
+
+def column_type(info: TypeInfo, typmod: int) -> ColumnType:
+    """Map one column as Datastream does; unknown or unsupported types fall back to STRING."""
+    if info.category == "A":
+        elem = info.elem_name or ""
+        kind = "bool" if elem == "bool" else "string"
+        if elem in ("int2", "int4", "int8", "oid", "float4", "float8", "numeric"):
+            kind = "number"
+        return ColumnType(info.name, "JSON", "JSON", is_array=True, array_elem=kind)
+    if info.name == "numeric":
+        ps = numeric_precision(typmod)
+        if ps is None:
+            return ColumnType("numeric", "STRING", "VARCHAR")  # exact text, any precision
+        precision, scale = ps
+        if precision <= 38:
+            return ColumnType("numeric", "NUMERIC", f"DECIMAL({precision},{scale})")
+        # BIGNUMERIC has no DuckDB equivalent: keep the exact digits as text.
+        return ColumnType("numeric", "BIGNUMERIC", "VARCHAR")
+    if info.category == "E":
+        return ColumnType(info.name, "STRING", "VARCHAR")
+    bq = _BY_NAME.get(info.name, "STRING")
+    return ColumnType(info.name, bq, _BQ_TO_DUCKDB[bq])
+
+
+def pg_array_to_json(text: str | None, elem: str = "string") -> str | None:
+    """PostgreSQL array literal (``{1,2,"a b",NULL}``, nested allowed) -> JSON text.
+
+    ``elem`` (number, bool, string) says how to write elements, so ``{1,2}`` of an int[]
+    becomes ``[1,2]`` and a text[] stays strings. Numbers keep their exact digits.
+    """
+    if text is None:
+        return None
+    if text.startswith("["):  # explicit bounds prefix: [0:1]={...}
+        text = text[text.index("=") + 1 :]
+    pos = 0
+
+    def parse() -> list[object]:
+        nonlocal pos
+        assert text[pos] == "{"
+        pos += 1
+        items: list[object] = []
+        if text[pos] == "}":
+            pos += 1
+            return items
+        while True:
+            char = text[pos]
+            if char == "{":
+                items.append(parse())
+            elif char == '"':
+                pos += 1
+                buf = []
+                while text[pos] != '"':
+                    if text[pos] == "\\":
+                        pos += 1
+                    buf.append(text[pos])
+                    pos += 1
+                pos += 1
+                items.append("".join(buf))
+            else:
+                start = pos
+                while text[pos] not in ",}":
+                    pos += 1
+                items.append(_scalar(text[start:pos], elem))
+            if text[pos] == ",":
+                pos += 1
+                continue
+            pos += 1  # '}'
+            return items
+
+    return _to_json(parse())
+
+
+class _Number(str):
+    """A number kept as its original digits (no float rounding)."""
+
+
+def _to_json(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_to_json(v) for v in value) + "]"
+    if isinstance(value, _Number):
+        return str.__str__(value)
+    return json.dumps(value)
+
+
+def _scalar(raw: str, elem: str) -> object:
+    if raw == "NULL":
+        return None
+    if elem == "bool":
+        return raw == "t"
+    if elem == "number" and raw not in ("NaN", "Infinity", "-Infinity"):
+        return _Number(raw)
+    return raw
