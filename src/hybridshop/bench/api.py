@@ -1,0 +1,332 @@
+"""``hybridshop bench api``: purchases through the local gateway vs pgbench, same run, same server.
+
+For each client count the same purchase transaction (guarded UPDATE + INSERT into orders,
+one commit) runs twice against a private embedded PostgreSQL:
+1. through HTTP -> local API Gateway -> GetItem Lambda handler (keep-alive clients);
+2. as a pgbench custom script (the baseline: what the database alone can do).
+Each measurement buys fresh, distinct products so no run is slowed by already-sold rows.
+The ratio gateway/pgbench is what matters: absolute numbers swing on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from rich.console import Console
+
+from hybridshop.db.embedded import EmbeddedPostgres, client_bin, free_port
+from hybridshop.db.migrate import apply_migrations
+
+console = Console(stderr=True)
+
+PGBENCH_SCRIPT = """\
+BEGIN;
+UPDATE products SET available = false WHERE id = (SELECT nextval('bench_ids')) AND available RETURNING id \\gset
+INSERT INTO orders (product_id, price, currency, channel) SELECT id, price, currency, 'pgbench' FROM products WHERE id = :id;
+COMMIT;
+"""
+
+HANDLERS = (
+    "hybridshop.lambda_functions.get_products",
+    "hybridshop.lambda_functions.get_item",
+    "hybridshop.lambda_functions.add_product",
+)
+
+
+@dataclass
+class Measurement:
+    tps: float
+    latencies_ms: list[float]
+    errors: int
+
+
+def _add_products(dsn: str, count: int) -> int:
+    """Insert ``count`` available products; return the first new id and point the sequence there."""
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO products (name, price, category)
+            SELECT 'Bench item ' || g, 10.00, 'bench' FROM generate_series(1, %s) g
+            RETURNING id
+            """,
+            (count,),
+        )
+        ids = [r[0] for r in cur.fetchall()]
+        cur.execute("CREATE SEQUENCE IF NOT EXISTS bench_ids")
+        cur.execute("SELECT setval('bench_ids', %s, false)", (min(ids),))
+    conn.commit()
+    conn.close()
+    return min(ids)
+
+
+def _client_process(
+    port: int, first_id: int, stride: int, offsets: list[int], window: tuple[float, float], out: Any
+) -> None:
+    """Keep-alive HTTP clients (threads) buying ids first_id + offset + k*stride.
+
+    Requests that start before ``window[0]`` are warm-up and not counted; clients stop at
+    ``window[1]``.
+    """
+    measure_from, deadline = window
+    import threading
+
+    results: list[tuple[list[float], int, int]] = []
+    lock = threading.Lock()
+
+    def one_client(offset: int) -> None:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        latencies: list[float] = []
+        errors = done = 0
+        k = 0
+        while time.monotonic() < deadline:
+            product_id = first_id + offset + k * stride
+            k += 1
+            request = (
+                f"POST /products/{product_id}/purchase HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+            started = time.perf_counter()
+            sock.sendall(request)
+            status_line = reader.readline()
+            length = 0
+            while True:
+                line = reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            reader.read(length)
+            if time.monotonic() - (time.perf_counter() - started) < measure_from:
+                continue  # warm-up request
+            latencies.append((time.perf_counter() - started) * 1000)
+            if b" 200 " not in status_line:
+                errors += 1
+            done += 1
+        sock.close()
+        with lock:
+            results.append((latencies, errors, done))
+
+    threads = [threading.Thread(target=one_client, args=(o,)) for o in offsets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_latencies = [x for lat, _, _ in results for x in lat]
+    out.send((all_latencies, sum(e for _, e, _ in results), sum(d for _, _, d in results)))
+    out.close()
+
+
+def _measure_gateway(port: int, dsn: str, clients: int, seconds: float) -> Measurement:
+    first = _add_products(dsn, 400_000)
+    processes = 2 if clients >= 2 else 1
+    ctx = mp.get_context("fork")
+    pipes = []
+    procs = []
+    # short warm-up so every execution environment has imported its handler and connected
+    warm_deadline = time.monotonic() + 1.0
+    deadline = warm_deadline + seconds
+    for p in range(processes):
+        offsets = list(range(p, clients, processes))
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_client_process,
+            args=(port, first, clients, offsets, (warm_deadline, deadline), child),
+            daemon=True,
+        )
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    latencies: list[float] = []
+    errors = total = 0
+    for parent in pipes:
+        lat, err, done = parent.recv()
+        latencies += lat
+        errors += err
+        total += done
+    for proc in procs:
+        proc.join()
+    elapsed = seconds
+    return Measurement(tps=(total - errors) / elapsed, latencies_ms=latencies, errors=errors)
+
+
+def _measure_pgbench(dsn: str, port: int, clients: int, seconds: float, workdir: Path) -> float:
+    _add_products(dsn, 400_000)
+    script = workdir / "purchase.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    result = subprocess.run(
+        [
+            client_bin("pgbench"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-T",
+            str(round(seconds + 1)),
+            "-f",
+            str(script),
+            "bench",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pgbench failed:\n{result.stdout}\n{result.stderr}")
+    match = re.search(r"tps = ([0-9.]+)", result.stdout)
+    if match is None:
+        raise RuntimeError(f"could not read pgbench output:\n{result.stdout}")
+    return float(match.group(1))
+
+
+def measure_handler_imports(repeats: int = 5) -> dict[str, float]:
+    """Median cold-import time of each handler module, each in a fresh interpreter."""
+    timings: dict[str, float] = {}
+    for module in HANDLERS:
+        samples = []
+        for _ in range(repeats):
+            code = (
+                "import time; t = time.perf_counter(); "
+                f"import {module}; print((time.perf_counter() - t) * 1000)"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+            samples.append(float(out.stdout.strip()))
+        timings[module.rsplit(".", 1)[1]] = round(statistics.median(samples), 1)
+    return timings
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the gateway did not start listening on port {port}")
+
+
+def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, Any]:
+    """Run the benchmark, write ``out`` (JSON) and print a Markdown table."""
+    with tempfile.TemporaryDirectory(prefix="hybridshop-bench-") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        server = EmbeddedPostgres(base_dir=workdir / "pg", port=free_port(), database="bench")
+        console.print("starting a private PostgreSQL for the benchmark...")
+        dsn = server.start()
+        gateway: subprocess.Popen[bytes] | None = None
+        try:
+            conn = psycopg2.connect(dsn)
+            apply_migrations(conn)
+            conn.close()
+            api_port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": dsn,
+                "LOG_LEVEL": "WARNING",
+                "HYBRIDSHOP_HOME": str(workdir / "state"),
+            }
+            gateway = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hybridshop.cli.main",
+                    "api",
+                    "--port",
+                    str(api_port),
+                    "--concurrency",
+                    str(max(clients)),
+                    "--quiet",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _wait_for_port(api_port)
+            rows: dict[str, Any] = {}
+            for n in clients:
+                console.print(f"[bold]{n} clients[/]: gateway ({seconds:.0f}s)...")
+                gw = _measure_gateway(api_port, dsn, n, seconds)
+                console.print(f"[bold]{n} clients[/]: pgbench ({seconds:.0f}s)...")
+                pgb = _measure_pgbench(dsn, server.port, n, seconds, workdir)
+                rows[str(n)] = {
+                    "gateway_tps": round(gw.tps, 1),
+                    "pgbench_tps": round(pgb, 1),
+                    "ratio": round(gw.tps / pgb, 3) if pgb else None,
+                    "p50_ms": round(_percentile(gw.latencies_ms, 0.50), 2),
+                    "p99_ms": round(_percentile(gw.latencies_ms, 0.99), 2),
+                    "errors": gw.errors,
+                }
+            console.print("cold imports of the handlers...")
+            imports = measure_handler_imports()
+        finally:
+            if gateway is not None:
+                gateway.terminate()
+                try:
+                    gateway.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    gateway.kill()
+            server.stop(mode="immediate")
+    result = {
+        "area": "api",
+        "seconds_per_measurement": seconds,
+        "cpu_count": os.cpu_count(),
+        "clients": rows,
+        "handler_import_ms": imports,
+        "targets": {"ratio_at_8_clients": 0.6, "handler_import_ms": 300},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(_markdown(result))
+    console.print(f"results written to {out}")
+    return result
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| clients | gateway tps | pgbench tps | ratio | p50 ms | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, row in result["clients"].items():
+        lines.append(
+            f"| {n} | {row['gateway_tps']} | {row['pgbench_tps']} | {row['ratio']} | "
+            f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
+        )
+    lines.append("")
+    lines.append("| handler | cold import ms |")
+    lines.append("|---|---:|")
+    for name, ms in result["handler_import_ms"].items():
+        lines.append(f"| {name} | {ms} |")
+    return "\n".join(lines)
