@@ -30,3 +30,21 @@ def bench_api(
     from hybridshop.bench.api import run_api_bench
 
     run_api_bench(clients=clients, seconds=seconds, out=out)
+
+
+@app.command("web")
+def bench_web(
+    products: int = typer.Option(1000, "--products", help="Catalog size (added through the API)."),
+    requests_n: int = typer.Option(300, "--requests", "-n", help="Measured requests of each kind."),
+    out: Path = typer.Option(
+        RESULTS_DIR / "web.json", "--out", help="Where to write the JSON results."
+    ),
+) -> None:
+    """Catalog page p50/p99 vs the API call it makes (same run); ratio target < 1.3."""
+    import json
+
+    from hybridshop.bench.web import run_web_bench
+
+    result = run_web_bench(products=products, requests_n=requests_n, out=out)
+    typer.echo(json.dumps(result, indent=2))
+    typer.echo(f"written to {out}")

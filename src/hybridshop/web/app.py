@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -19,6 +21,9 @@ from hybridshop.web.tokens import IdTokenSource
 log = logging.getLogger("hybridshop.web")
 
 EXTENSION = "hybridshop"
+# The sidebar's category list (with counts) may lag by this much when *another* instance
+# sells or adds; it saves one API round trip on almost every catalog page.
+CATEGORIES_TTL_S = 10.0
 
 ERROR_TEXT = {
     400: ("That request didn't look right", "Please go back and try again."),
@@ -52,6 +57,26 @@ class ShopState:
         )
         # Lets a page issue its independent API calls in parallel instead of back to back.
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shop-api")
+        self._categories: tuple[float, list[dict[str, Any]]] | None = None
+        self._categories_lock = threading.Lock()
+
+    def cached_categories(self) -> list[dict[str, Any]] | None:
+        """The category list if fetched less than CATEGORIES_TTL_S ago, else None."""
+        cached = self._categories
+        if cached is not None and time.monotonic() - cached[0] < CATEGORIES_TTL_S:
+            return cached[1]
+        return None
+
+    def fetch_categories(self) -> list[dict[str, Any]]:
+        items = self.api.categories()
+        with self._categories_lock:
+            self._categories = (time.monotonic(), items)
+        return items
+
+    def forget_categories(self) -> None:
+        """After this shop changed the catalog, show fresh counts right away."""
+        with self._categories_lock:
+            self._categories = None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

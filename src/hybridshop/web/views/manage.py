@@ -55,5 +55,6 @@ def create_product() -> Response | tuple[str, int]:
             ),
             general=general,
         ), (422 if exc.status == 422 else 400)
+    shop().forget_categories()
     flash(f"“{created.get('name', '')}” is now in the catalog.")
     return redirect(url_for("storefront.product", product_id=created["id"]), code=303)

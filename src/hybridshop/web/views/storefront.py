@@ -41,9 +41,11 @@ def catalog() -> tuple[str, int]:
     category = request.args.get("category", "").strip()
     cursor = request.args.get("cursor", "").strip()
     hide_sold = request.args.get("hide_sold") == "1"
-    api = shop().api
-    # Two independent calls: run them side by side so the page costs one API round trip.
-    categories_f = shop().pool.submit(api.categories)
+    state = shop()
+    api = state.api
+    categories = state.cached_categories()
+    # Otherwise two independent calls: side by side, so the page costs one API round trip.
+    categories_f = None if categories is not None else state.pool.submit(state.fetch_categories)
     error: str | None = None
     status = 200
     try:
@@ -59,7 +61,8 @@ def catalog() -> tuple[str, int]:
             raise
         error, status = exc.message or "That search could not be run.", 400
         page = {"items": [], "next_cursor": None}
-    categories = categories_f.result()
+    if categories_f is not None:
+        categories = categories_f.result()
     return render_template(
         "catalog.html",
         products=page.get("items") or [],
@@ -93,6 +96,7 @@ def buy(product_id: int) -> Response | tuple[str, int]:
         if exc.code == "already_sold" or exc.status == 409:
             item = _product_or_404(product_id)
             item["available"] = False  # even if a replica is behind, we know it's gone
+            shop().forget_categories()
             return render_template(
                 "product.html", product=item, purchase_key=None, problem=SOLD_MESSAGE
             ), 409
@@ -107,6 +111,7 @@ def buy(product_id: int) -> Response | tuple[str, int]:
             problem=exc.message or "We couldn't complete that purchase.",
         ), exc.status
     orders.remember(order)
+    shop().forget_categories()
     # Post/redirect/get: reloading the confirmation never re-submits the purchase.
     return redirect(url_for("storefront.order", order_id=order["id"]), code=303)
 
