@@ -71,10 +71,10 @@ def up(
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate", help="Start the local Datastream."
     ),
-    stop_db_on_exit: bool = typer.Option(
+    keep_db: bool = typer.Option(
         False,
-        "--stop-db/--keep-db",
-        help="Stop the embedded PostgreSQL on exit (default: keep it running).",
+        "--keep-db",
+        help="Leave the embedded PostgreSQL running on exit (by default `up` stops what it started).",
     ),
 ) -> None:
     """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream."""
@@ -88,13 +88,16 @@ def up(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        from hybridshop.stack import embedded_server
+
+        was_running = not os.environ.get("DATABASE_URL") and embedded_server(pg_port).is_running()
         with console.status(
             "starting PostgreSQL, applying migrations, seeding the demo catalog..."
         ):
             database = ensure_database(pg_port)
         if database.server is not None:
             stack.urls.append(("PostgreSQL (embedded)", database.dsn, "Amazon RDS for PostgreSQL"))
-            if stop_db_on_exit:
+            if not keep_db and not was_running:
                 stack.stops.append(("PostgreSQL", database.server.stop))
         else:
             stack.urls.append(
