@@ -1,0 +1,332 @@
+"""Database bootstrap Lambda: everything RDS needs before the API and Datastream can use it.
+
+Terraform invokes it (``aws_lambda_invocation``) so no one runs psql on an operator's machine.
+Each step is idempotent, so a re-run after new migrations (or a retry after a failure) is safe:
+
+1. apply the migrations (``hybridshop.db.migrate``; advisory-locked, recorded);
+2. the application user, ``GRANT rds_iam`` (it logs in with IAM tokens only) and exactly the
+   table privileges the catalog needs;
+3. the Datastream user, ``GRANT rds_replication``, its password from Secrets Manager (IAM auth
+   cannot open a replication connection), SELECT on the replicated tables;
+4. the publication and the logical replication slot (``hybridshop.db.replication``).
+
+It logs in as the RDS master user, whose password RDS itself keeps in Secrets Manager. The
+master never gets ``rds_iam`` (that would disable its password login) and neither does the
+Datastream user. ``{"action": "check"}`` reports the state without changing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2 import sql
+
+from hybridshop.db.migrate import apply_migrations, pending_migrations
+from hybridshop.db.replication import (
+    DEFAULT_PUBLICATION,
+    DEFAULT_SCHEMA,
+    DEFAULT_SLOT,
+    REPLICATED_TABLES,
+    ensure_publication,
+    ensure_slot,
+)
+
+LOG = logging.getLogger("hybridshop.bootstrap")
+
+# What the API's catalog code does and nothing more: no DELETE, no DDL.
+APP_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "products": ("SELECT", "INSERT", "UPDATE"),
+    "orders": ("SELECT", "INSERT"),
+}
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ACTIONS = ("bootstrap", "check")
+
+
+class BootstrapError(RuntimeError):
+    """The bootstrap cannot proceed; the message says what to fix (shown by terraform apply)."""
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """Names of what the bootstrap creates; all plain SQL identifiers (validated)."""
+
+    app_user: str = "hybridshop_app"
+    datastream_user: str = "hybridshop_datastream"
+    publication: str = DEFAULT_PUBLICATION
+    slot: str = DEFAULT_SLOT
+    schema: str = DEFAULT_SCHEMA
+    tables: tuple[str, ...] = REPLICATED_TABLES
+
+    def __post_init__(self) -> None:
+        names = {
+            "app_user": self.app_user,
+            "datastream_user": self.datastream_user,
+            "publication": self.publication,
+            "slot": self.slot,
+            "schema": self.schema,
+        }
+        for field_name, value in names.items():
+            if not _ROLE_NAME.match(value):
+                raise BootstrapError(
+                    f"{field_name}={value!r} must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)"
+                )
+        if self.app_user == self.datastream_user:
+            raise BootstrapError("the app user and the Datastream user must be different roles")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BootstrapSettings:
+        return cls(
+            app_user=env.get("APP_DB_USER") or cls.app_user,
+            datastream_user=env.get("DATASTREAM_DB_USER") or cls.datastream_user,
+            publication=env.get("PUBLICATION") or cls.publication,
+            slot=env.get("REPLICATION_SLOT") or cls.slot,
+        )
+
+
+def _role_exists(cur: Any, role: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    return cur.fetchone() is not None
+
+
+def _is_member(cur: Any, role: str, group: str) -> bool:
+    cur.execute(
+        """
+        SELECT 1 FROM pg_auth_members m
+        JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
+        WHERE r.rolname = %s AND g.rolname = %s
+        """,
+        (role, group),
+    )
+    return cur.fetchone() is not None
+
+
+def _require_rds_roles(cur: Any) -> None:
+    missing = [r for r in ("rds_iam", "rds_replication") if not _role_exists(cur, r)]
+    if missing:
+        raise BootstrapError(
+            "roles " + ", ".join(missing) + " do not exist: this is not an Amazon RDS PostgreSQL "
+            "instance (they are created by RDS itself)"
+        )
+
+
+def ensure_app_user(cur: Any, settings: BootstrapSettings, dbname: str) -> bool:
+    """Create the IAM-authenticated application user with the catalog's privileges only."""
+    user = sql.Identifier(settings.app_user)
+    created = False
+    if not _role_exists(cur, settings.app_user):
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(user))
+        created = True
+    if not _is_member(cur, settings.app_user, "rds_iam"):
+        cur.execute(sql.SQL("GRANT rds_iam TO {}").format(user))
+    cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), user))
+    cur.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(settings.schema), user)
+    )
+    for table, privileges in APP_TABLE_PRIVILEGES.items():
+        cur.execute(
+            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                sql.SQL(", ").join(sql.SQL(p) for p in privileges),
+                sql.Identifier(settings.schema, table),
+                user,
+            )
+        )
+    return created
+
+
+def ensure_datastream_user(
+    cur: Any, settings: BootstrapSettings, dbname: str, password: str
+) -> bool:
+    """Create (or re-password) the replication user Datastream logs in with."""
+    if len(password) < 16:
+        raise BootstrapError(
+            "the Datastream password from Secrets Manager is shorter than 16 characters"
+        )
+    user = sql.Identifier(settings.datastream_user)
+    created = False
+    if not _role_exists(cur, settings.datastream_user):
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(user), (password,))
+        created = True
+    else:
+        # Keeps the role in step with the secret (e.g. after the secret was replaced).
+        cur.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(user), (password,))
+    if _is_member(cur, settings.datastream_user, "rds_iam"):
+        # rds_iam would switch the role to token-only login, which Datastream cannot use.
+        cur.execute(sql.SQL("REVOKE rds_iam FROM {}").format(user))
+    if not _is_member(cur, settings.datastream_user, "rds_replication"):
+        cur.execute(sql.SQL("GRANT rds_replication TO {}").format(user))
+    schema = sql.Identifier(settings.schema)
+    cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), user))
+    cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, user))
+    cur.execute(
+        sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(settings.schema, t) for t in settings.tables), user
+        )
+    )
+    # Tables added to the publication later must be readable for Datastream's backfill too.
+    cur.execute(
+        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+            schema, user
+        )
+    )
+    return created
+
+
+def bootstrap_database(
+    conn: Any, settings: BootstrapSettings, datastream_password: str
+) -> dict[str, Any]:
+    """Run every step on ``conn`` (the master user's connection) and report what changed."""
+    dbname = conn.get_dsn_parameters().get("dbname", "")
+    applied = apply_migrations(conn)
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            _require_rds_roles(cur)
+            app_created = ensure_app_user(cur, settings, dbname)
+            ds_created = ensure_datastream_user(cur, settings, dbname, datastream_password)
+            pub_changed = ensure_publication(
+                conn, settings.publication, settings.tables, settings.schema
+            )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    # A logical slot cannot be created in a transaction that has written anything.
+    conn.autocommit = True
+    slot_created = ensure_slot(conn, settings.slot)
+    report = {
+        "action": "bootstrap",
+        "database": dbname,
+        "migrations_applied": applied,
+        "app_user": settings.app_user,
+        "app_user_created": app_created,
+        "datastream_user": settings.datastream_user,
+        "datastream_user_created": ds_created,
+        "publication": settings.publication,
+        "publication_changed": pub_changed,
+        "replication_slot": settings.slot,
+        "replication_slot_created": slot_created,
+    }
+    LOG.info("bootstrap done", extra={"report": report})
+    return report
+
+
+def check_database(conn: Any, settings: BootstrapSettings) -> dict[str, Any]:
+    """Read-only report: pending migrations, roles and memberships, publication, slot and its lag."""
+    pending = pending_migrations(conn)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (settings.slot,),
+        )
+        slot = cur.fetchone()
+        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (settings.publication,))
+        publication = cur.fetchone() is not None
+        report = {
+            "action": "check",
+            "pending_migrations": pending,
+            "app_user_has_rds_iam": _is_member(cur, settings.app_user, "rds_iam"),
+            "datastream_user_has_rds_replication": _is_member(
+                cur, settings.datastream_user, "rds_replication"
+            ),
+            "publication_exists": publication,
+            "slot_exists": slot is not None,
+            "slot_active": bool(slot[0]) if slot else False,
+            "slot_retained_wal_bytes": int(slot[1]) if slot and slot[1] is not None else None,
+        }
+    if not conn.autocommit:
+        conn.rollback()
+    return report
+
+
+# -- Lambda entry point ---------------------------------------------------------------------
+
+SecretReader = Callable[[str], str]
+
+
+def read_secret_from_aws(secret_arn: str) -> str:
+    """Secrets Manager value (through the VPC interface endpoint); boto3 ships with the runtime."""
+    import boto3
+
+    client = boto3.session.Session().client("secretsmanager")
+    value: str = client.get_secret_value(SecretId=secret_arn)["SecretString"]
+    return value
+
+
+def _master_credentials(raw: str) -> tuple[str, str]:
+    try:
+        data = json.loads(raw)
+        return str(data["username"]), str(data["password"])
+    except (ValueError, KeyError, TypeError):
+        raise BootstrapError(
+            "the master secret is not RDS's JSON {username, password}: is MASTER_SECRET_ARN the "
+            "instance's master_user_secret?"
+        ) from None
+
+
+def _plain_password(raw: str) -> str:
+    """The Datastream secret: a bare string, or JSON with a ``password`` field."""
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text)["password"])
+        except (ValueError, KeyError, TypeError):
+            raise BootstrapError(
+                "the Datastream secret is JSON without a 'password' field"
+            ) from None
+    return text
+
+
+def _env(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise BootstrapError(f"environment variable {name} is not set")
+    return value
+
+
+def run(
+    event: Mapping[str, Any],
+    env: Mapping[str, str],
+    read_secret: SecretReader = read_secret_from_aws,
+) -> dict[str, Any]:
+    """Connect as the master user with verified TLS and run the requested action."""
+    import psycopg2
+
+    from hybridshop.db.connection import rds_ca_bundle_path
+
+    action = event.get("action", "bootstrap") if isinstance(event, Mapping) else None
+    if action not in ACTIONS:
+        raise BootstrapError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    settings = BootstrapSettings.from_env(env)
+    username, password = _master_credentials(read_secret(_env(env, "MASTER_SECRET_ARN")))
+    conn = psycopg2.connect(
+        host=_env(env, "DB_HOST"),
+        port=int(env.get("DB_PORT") or "5432"),
+        dbname=_env(env, "DB_NAME"),
+        user=username,
+        password=password,
+        sslmode=env.get("DB_SSLMODE") or "verify-full",
+        sslrootcert=env.get("DB_SSL_ROOT_CERT") or str(rds_ca_bundle_path()),
+        connect_timeout=10,
+        application_name="hybridshop-bootstrap",
+    )
+    try:
+        if action == "check":
+            return check_database(conn, settings)
+        ds_password = _plain_password(read_secret(_env(env, "DATASTREAM_SECRET_ARN")))
+        return bootstrap_database(conn, settings, ds_password)
+    finally:
+        conn.close()
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda handler. Errors propagate: Terraform's invocation then fails with the message."""
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    return run(event if isinstance(event, Mapping) else {}, os.environ)
