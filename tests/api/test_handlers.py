@@ -225,3 +225,11 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(  # type: ignore[no-untyped
         cur.execute("SELECT count(*) FROM products")
         assert cur.fetchone()[0] == 0
     conn.close()
+
+
+def test_invalid_base64_body_is_400(make_event, context, lambda_env) -> None:  # type: ignore[no-untyped-def]
+    event = make_event("POST /products", "/products", body="not*base64!", headers=JSON)
+    event["isBase64Encoded"] = True
+    response = add_product.handler(event, context)
+    assert response["statusCode"] == 400
+    assert "base64" in _body(response)["error"]["message"]

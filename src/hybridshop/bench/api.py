@@ -257,6 +257,7 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
                 "LOG_LEVEL": "WARNING",
                 "HYBRIDSHOP_HOME": str(workdir / "state"),
             }
+            gateway_log = (workdir / "gateway.log").open("w")
             gateway = subprocess.Popen(
                 [
                     sys.executable,
@@ -270,10 +271,15 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
                     "--quiet",
                 ],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=gateway_log,
+                stderr=subprocess.STDOUT,
             )
-            _wait_for_port(api_port)
+            try:
+                _wait_for_port(api_port)
+            except RuntimeError:
+                gateway_log.flush()
+                tail = (workdir / "gateway.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the gateway did not start:\n{tail}") from None
             rows: dict[str, Any] = {}
             for n in clients:
                 console.print(f"[bold]{n} clients[/]: gateway ({seconds:.0f}s)...")

@@ -109,7 +109,7 @@ def body_text(event: Event) -> str | None:
         return None
     if event.get("isBase64Encoded"):
         try:
-            return base64.b64decode(body).decode("utf-8")
+            return base64.b64decode(body, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput(
                 "the request body is not valid UTF-8", code="malformed_request"
