@@ -112,7 +112,7 @@ def body_text(event: Event) -> str | None:
             return base64.b64decode(body, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput(
-                "the request body is not valid UTF-8", code="malformed_request"
+                "the request body is not valid base64-encoded UTF-8", code="malformed_request"
             ) from None
     return str(body)
 
