@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hybridshop.gateway.context import LambdaContext, function_arn
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,20 +21,6 @@ DATA = Path(__file__).parent / "data"
 def aws_example_event() -> dict[str, Any]:
     """AWS's documented example event for HTTP APIs, payload format 2.0."""
     return json.loads((DATA / "aws_http_api_v2_example_event.json").read_text())
-
-
-class FakeContext:
-    """The attributes of the Lambda context object the handlers read (local stand-in)."""
-
-    function_name = "test"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 EventFactory = Callable[..., dict[str, Any]]
@@ -90,5 +79,13 @@ def lambda_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 
 
 @pytest.fixture
-def context() -> FakeContext:
-    return FakeContext()
+def context() -> LambdaContext:
+    """The same context class the local gateway hands to handlers."""
+    return LambdaContext(
+        function_name="test",
+        memory_limit_in_mb=256,
+        invoked_function_arn=function_arn("test", "eu-west-1", "123456789012"),
+        aws_request_id=str(uuid.uuid4()),
+        log_stream_name="2026/01/01/[$LATEST]test",
+        deadline_epoch_ms=int(time.time() * 1000) + 10_000,
+    )
