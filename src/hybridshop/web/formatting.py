@@ -40,7 +40,14 @@ def image_src(product: dict[str, Any]) -> str:
     return url_for("static", filename="img/placeholder.svg")
 
 
+def category_label(slug: Any) -> str:
+    """'home-garden' -> 'Home garden': slugs are for URLs, labels for people."""
+    text = str(slug or "").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
 def install(app: Flask) -> None:
+    app.jinja_env.filters["category_label"] = category_label
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["when"] = when
     app.jinja_env.globals["image_src"] = image_src
