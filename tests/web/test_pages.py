@@ -245,3 +245,17 @@ def test_health_and_readiness(client: FlaskClient, gateway: LocalGateway):
     gateway.stop()
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 503
+
+
+def test_reads_are_retried_with_backoff_before_the_503(caplog: pytest.LogCaptureFixture):
+    """Nothing listens on the API port: the GET is tried 1 + get_retries times, then 503."""
+    from hybridshop.db.embedded import free_port
+
+    settings = WebSettings(
+        api_base_url=f"http://127.0.0.1:{free_port()}", environment="development", get_retries=2
+    )
+    client = create_app(settings).test_client()
+    with caplog.at_level(logging.WARNING, logger="hybridshop.web"):
+        resp = client.get("/products/1")
+    assert resp.status_code == 503
+    assert any("failed after 3 attempt(s)" in r.getMessage() for r in caplog.records)
