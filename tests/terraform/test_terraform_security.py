@@ -10,7 +10,9 @@ from typing import Any
 from terraform.tfhcl import ALL_DIRS, TF_ROOT, block_items, code_without_comments, load, unquote
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|(^|_)KEY($|_)", re.I)
-SECRET_VALUE = re.compile(r"password|secret_string|secret_data|preshared_key|random_password|private_key", re.I)
+SECRET_VALUE = re.compile(
+    r"password|secret_string|secret_data|preshared_key|random_password|private_key", re.I
+)
 WORLD = {"0.0.0.0/0", "::/0"}
 
 
@@ -45,8 +47,12 @@ def test_postgres_port_is_never_open_to_the_world() -> None:
             if not _covers_5432(rule):
                 continue
             rules += 1
-            cidrs = " ".join(str(rule.get(k, "")) for k in ("cidr_ipv4", "cidr_ipv6", "cidr_blocks"))
-            assert not any(w in cidrs for w in WORLD), f"{module}: {rtype}.{name} opens 5432 to the world"
+            cidrs = " ".join(
+                str(rule.get(k, "")) for k in ("cidr_ipv4", "cidr_ipv6", "cidr_blocks")
+            )
+            assert not any(w in cidrs for w in WORLD), (
+                f"{module}: {rtype}.{name} opens 5432 to the world"
+            )
             if "var." in cidrs:
                 # The CIDRs come from a variable: its validation must refuse the world.
                 variables = load(TF_ROOT / "modules" / module).labelled("variable")
@@ -56,7 +62,9 @@ def test_postgres_port_is_never_open_to_the_world() -> None:
     assert rules >= 2, "expected the Lambda and Datastream ingress rules on 5432"
     # What the root feeds in: Datastream's published IPs as /32s, or the private /29.
     database = load(TF_ROOT).labelled("module")["database"]
-    assert "/32" in database["allowed_cidrs"] and "datastream_static_ips" in database["allowed_cidrs"]
+    assert (
+        "/32" in database["allowed_cidrs"] and "datastream_static_ips" in database["allowed_cidrs"]
+    )
 
 
 def test_world_cidr_appears_only_in_harmless_places() -> None:
@@ -65,7 +73,9 @@ def test_world_cidr_appears_only_in_harmless_places() -> None:
         text = str(body)
         if not any(w in text for w in WORLD):
             continue
-        if rtype == "aws_route" or (rtype == "google_compute_firewall" and "deny" in block_items(body)[1]):
+        if rtype == "aws_route" or (
+            rtype == "google_compute_firewall" and "deny" in block_items(body)[1]
+        ):
             allowed += 1
             continue
         raise AssertionError(f"{module}: {rtype}.{name} mentions a world-open CIDR")
@@ -93,7 +103,7 @@ def test_cloud_run_is_public_only_through_the_variable() -> None:
 
 def test_no_secret_in_plain_environment_variables() -> None:
     lambdas = 0
-    for module, rtype, name, body in _all_resources():
+    for module, rtype, _name, body in _all_resources():
         if rtype == "aws_lambda_function":
             lambdas += 1
             env = block_items(body)[1]["environment"][0]
@@ -101,7 +111,9 @@ def test_no_secret_in_plain_environment_variables() -> None:
             for key, value in variables.items():
                 if key.startswith("__"):
                     continue
-                assert not (SECRET_NAME.search(key) and not key.endswith("_ARN")), f"{module}: {key}"
+                assert not (SECRET_NAME.search(key) and not key.endswith("_ARN")), (
+                    f"{module}: {key}"
+                )
                 assert not SECRET_VALUE.search(str(value)), f"{module}: {key} = {value}"
         if rtype == "google_cloud_run_v2_service":
             template = block_items(body)[1]["template"][0]
@@ -144,7 +156,10 @@ def test_rds_settings() -> None:
     assert db["backup_retention_period"] == "${var.backup_retention_days}"
     assert ">= 1" in str(module.labelled("variable")["backup_retention_days"]["validation"])
     params = {
-        unquote(p["name"]): (unquote(str(p["value"])), unquote(p.get("apply_method", '"immediate"')))
+        unquote(p["name"]): (
+            unquote(str(p["value"])),
+            unquote(p.get("apply_method", '"immediate"')),
+        )
         for p in block_items(module.resources()[("aws_db_parameter_group", "this")])[1]["parameter"]
     }
     assert params["rds.logical_replication"] == ("1", "pending-reboot")
@@ -165,7 +180,9 @@ def test_every_route_requires_the_jwt_authorizer() -> None:
     route = load(TF_ROOT / "modules" / "aws_api").resources()[("aws_apigatewayv2_route", "this")]
     assert unquote(route["authorization_type"]) == "JWT"
     assert "aws_apigatewayv2_authorizer.google.id" in route["authorizer_id"]
-    authorizer = load(TF_ROOT / "modules" / "aws_api").resources()[("aws_apigatewayv2_authorizer", "google")]
+    authorizer = load(TF_ROOT / "modules" / "aws_api").resources()[
+        ("aws_apigatewayv2_authorizer", "google")
+    ]
     jwt = block_items(authorizer)[1]["jwt_configuration"][0]
     assert "var.jwt_issuer" in jwt["issuer"]
     variables = load(TF_ROOT / "modules" / "aws_api").labelled("variable")

@@ -47,7 +47,9 @@ def test_variables_are_typed_and_described(module: Any) -> None:
     variables = module.labelled("variable")
     for name, body in variables.items():
         assert "type" in body, f"{module.path.name}: variable {name} has no type"
-        assert unquote(body.get("description", "")).strip(), f"{module.path.name}: {name} undescribed"
+        assert unquote(body.get("description", "")).strip(), (
+            f"{module.path.name}: {name} undescribed"
+        )
     for name, body in module.labelled("output").items():
         assert unquote(body.get("description", "")).strip(), f"{module.path.name}: output {name}"
 
@@ -99,13 +101,18 @@ def test_tfvars_example_covers_required_variables() -> None:
     assigned = set(re.findall(r"^\s*([a-z_][a-z0-9_]*)\s*=", example, re.M))
     assert required, "the root must have required variables (project, image)"
     assert required <= assigned, f"tfvars example misses {required - assigned}"
-    assert assigned <= set(root.labelled("variable")), f"unknown in example: {assigned - set(root.labelled('variable'))}"
+    assert assigned <= set(root.labelled("variable")), (
+        f"unknown in example: {assigned - set(root.labelled('variable'))}"
+    )
 
 
 def test_routes_match_the_function_registry() -> None:
     root = load(TF_ROOT)
     local = next(
-        e["api_functions"] for f in root.files.values() for e in f.get("locals", []) if "api_functions" in e
+        e["api_functions"]
+        for f in root.files.values()
+        for e in f.get("locals", [])
+        if "api_functions" in e
     )
     assert isinstance(local, dict)
     declared = {
@@ -119,7 +126,12 @@ def test_routes_match_the_function_registry() -> None:
         if name != "__is_block__"
     }
     expected = {
-        f.name: {"handler": f.handler, "routes": sorted(f.routes), "timeout": f.timeout_s, "memory": f.memory_mb}
+        f.name: {
+            "handler": f.handler,
+            "routes": sorted(f.routes),
+            "timeout": f.timeout_s,
+            "memory": f.memory_mb,
+        }
         for f in FUNCTIONS
     }
     assert declared == expected
@@ -129,7 +141,9 @@ def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _check_body(where: str, body: dict[str, Any], schema: dict[str, Any], problems: list[str]) -> None:
+def _check_body(
+    where: str, body: dict[str, Any], schema: dict[str, Any], problems: list[str]
+) -> None:
     args, blocks = block_items(body)
     known_args = schema.get("arguments", {})
     known_blocks = schema.get("blocks", {})
@@ -140,7 +154,9 @@ def _check_body(where: str, body: dict[str, Any], schema: dict[str, Any], proble
         if spec is None:
             problems.append(f"{where}: unknown argument {arg!r}")
         elif spec.get("output_only") or spec.get("beta"):
-            problems.append(f"{where}: {arg!r} is {'output-only' if spec.get('output_only') else 'beta'}")
+            problems.append(
+                f"{where}: {arg!r} is {'output-only' if spec.get('output_only') else 'beta'}"
+            )
     for name, spec in known_args.items():
         if spec.get("required") and name not in args:
             problems.append(f"{where}: missing required argument {name!r}")
@@ -184,7 +200,12 @@ def test_schema_check_catches_a_misspelt_argument() -> None:
     """The checker itself must fail on a wrong name, or the test above proves nothing."""
     schema = _schema()["resources"]["google_datastream_stream"]
     problems: list[str] = []
-    body = {"stream_id": '"s"', "display_name": '"d"', "location": '"l"', "desird_state": '"RUNNING"'}
+    body = {
+        "stream_id": '"s"',
+        "display_name": '"d"',
+        "location": '"l"',
+        "desird_state": '"RUNNING"',
+    }
     _check_body("probe", body, schema, problems)
     assert any("desird_state" in p for p in problems)
     assert any("source_config" in p for p in problems)  # required block missing

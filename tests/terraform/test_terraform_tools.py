@@ -14,7 +14,11 @@ import pytest
 from terraform.tfhcl import MODULES, TF_ROOT, load
 
 TERRAFORM = shutil.which("terraform")
-CHECKOV_CANDIDATES = [os.environ.get("CHECKOV_BIN", ""), "/opt/checkov-venv/bin/checkov", shutil.which("checkov") or ""]
+CHECKOV_CANDIDATES = [
+    os.environ.get("CHECKOV_BIN", ""),
+    "/opt/checkov-venv/bin/checkov",
+    shutil.which("checkov") or "",
+]
 
 
 def _mirror_root() -> Path | None:
@@ -27,25 +31,41 @@ def _mirror_root() -> Path | None:
 
 def _aws_only(path: Path) -> bool:
     text = (path / "versions.tf").read_text()
-    return "hashicorp/aws" in text and "hashicorp/google" not in text and "hashicorp/random" not in text
+    return (
+        "hashicorp/aws" in text
+        and "hashicorp/google" not in text
+        and "hashicorp/random" not in text
+    )
 
 
 AWS_MODULES = [m for m in MODULES if _aws_only(m)]
 needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on PATH")
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+def _run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @needs_terraform
 def test_fmt_check() -> None:
     proc = _run([TERRAFORM or "terraform", "fmt", "-check", "-recursive", "-no-color"], TF_ROOT)
-    assert proc.returncode == 0, f"not formatted (run terraform fmt -recursive terraform):\n{proc.stdout}"
+    assert proc.returncode == 0, (
+        f"not formatted (run terraform fmt -recursive terraform):\n{proc.stdout}"
+    )
 
 
 def test_aws_modules_need_only_the_aws_provider() -> None:
-    assert {m.name for m in AWS_MODULES} == {"aws_network", "aws_database", "aws_api", "aws_bootstrap", "aws_vpn"}
+    assert {m.name for m in AWS_MODULES} == {
+        "aws_network",
+        "aws_database",
+        "aws_api",
+        "aws_bootstrap",
+        "aws_vpn",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +74,9 @@ def cli_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip("terraform is not on PATH")
     mirror = _mirror_root()
     if mirror is None:
-        pytest.skip("no hashicorp/aws provider mirror (set TF_PLUGIN_MIRROR); this machine image has /opt/tf-plugins")
+        pytest.skip(
+            "no hashicorp/aws provider mirror (set TF_PLUGIN_MIRROR); this machine image has /opt/tf-plugins"
+        )
     tmp = tmp_path_factory.mktemp("tfcli")
     config = tmp / "cli.tfrc"
     config.write_text(
@@ -62,16 +84,24 @@ def cli_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }}\n'
         '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n'
     )
-    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+    env = dict(
+        os.environ, TF_CLI_CONFIG_FILE=str(config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1"
+    )
     env["TF_DATA_DIR"] = str(tmp / "data")  # set per module below
     return env
 
 
-def _validate(module_dir: Path, env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:
+def _validate(
+    module_dir: Path, env: dict[str, str], workdir: Path
+) -> subprocess.CompletedProcess[str]:
     target = workdir / module_dir.name
     shutil.copytree(module_dir, target)
     env = dict(env, TF_DATA_DIR=str(target / ".terraform"))
-    init = _run([TERRAFORM or "terraform", "init", "-backend=false", "-input=false", "-no-color"], target, env)
+    init = _run(
+        [TERRAFORM or "terraform", "init", "-backend=false", "-input=false", "-no-color"],
+        target,
+        env,
+    )
     assert init.returncode == 0, init.stderr
     return _run([TERRAFORM or "terraform", "validate", "-no-color", "-json"], target, env)
 
@@ -88,7 +118,9 @@ def test_validate_reports_a_misspelt_argument(cli_config: dict[str, str], tmp_pa
     broken = tmp_path / "src" / "aws_network"
     shutil.copytree(TF_ROOT / "modules" / "aws_network", broken)
     main = broken / "main.tf"
-    main.write_text(main.read_text().replace("enable_dns_support   = true", "enable_dns_suport = true"))
+    main.write_text(
+        main.read_text().replace("enable_dns_support   = true", "enable_dns_suport = true")
+    )
     proc = _validate(broken, cli_config, tmp_path / "work")
     result = json.loads(proc.stdout)
     assert not result["valid"]
@@ -125,7 +157,15 @@ def test_checkov_has_no_failed_checks() -> None:
             pytest.fail(message)
         pytest.skip(message)
     proc = _run(
-        [checkov, "-d", str(TF_ROOT), "--config-file", str(TF_ROOT / ".checkov.yaml"), "-o", "json"],
+        [
+            checkov,
+            "-d",
+            str(TF_ROOT),
+            "--config-file",
+            str(TF_ROOT / ".checkov.yaml"),
+            "-o",
+            "json",
+        ],
         TF_ROOT.parent,
         dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false"),
     )

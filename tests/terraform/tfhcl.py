@@ -85,5 +85,7 @@ def code_without_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
-REF = re.compile(r"(?<![\w.\-/:])(var|local|module|data)\.([A-Za-z_][\w-]*)(?:\.([A-Za-z_][\w-]*))?")
+REF = re.compile(
+    r"(?<![\w.\-/:])(var|local|module|data)\.([A-Za-z_][\w-]*)(?:\.([A-Za-z_][\w-]*))?"
+)
 RESOURCE_REF = re.compile(r"(?<![\w.\-/:\"])((?:aws|google|random)_[a-z0-9_]+)\.([a-z_][a-z0-9_]*)")
