@@ -13,12 +13,16 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hybridshop import settings
+
+if TYPE_CHECKING:
+    from hybridshop.gateway.server import LocalGateway
 
 console = Console()
 
@@ -139,12 +143,9 @@ def up(
     console.print("stopped.")
 
 
-def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool):  # type: ignore[no-untyped-def]
-    from hybridshop.gateway.authorizer import JwtAuthorizerConfig
-    from hybridshop.gateway.server import GatewayConfig, LocalGateway
-
-    env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
-    if auth:
+def _start_gateway(
+    dsn: str, host: str, port: int, concurrency: int, auth: bool
+) -> LocalGateway:
         env["ALLOWED_CALLERS"] = LOCAL_CALLER
     gateway = LocalGateway(
         GatewayConfig(
