@@ -143,9 +143,12 @@ def up(
     console.print("stopped.")
 
 
-def _start_gateway(
-    dsn: str, host: str, port: int, concurrency: int, auth: bool
-) -> LocalGateway:
+def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
+    from hybridshop.gateway.authorizer import JwtAuthorizerConfig
+    from hybridshop.gateway.server import GatewayConfig, LocalGateway
+
+    env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
+    if auth:
         env["ALLOWED_CALLERS"] = LOCAL_CALLER
     gateway = LocalGateway(
         GatewayConfig(
