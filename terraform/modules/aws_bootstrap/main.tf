@@ -134,5 +134,7 @@ resource "aws_lambda_invocation" "bootstrap" {
   triggers = {
     migrations = var.migrations_hash
     code       = aws_lambda_function.bootstrap.source_code_hash
+    # A new Datastream password (secret version replaced) must be set on the role.
+    password = aws_secretsmanager_secret_version.datastream.version_id
   }
 }
