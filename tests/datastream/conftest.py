@@ -77,7 +77,7 @@ def execute(dsn: str, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
     conn.close()
 
 
-def wait_caught_up(dsn: str, slot: str, timeout: float = 30.0) -> None:
+def wait_caught_up(dsn: str, slot: str, timeout: float = 30.0, handle: Any = None) -> None:
     """Wait until the slot's confirmed flush LSN passes the source's current WAL position
     (the replicator acknowledges only what DuckDB has committed)."""
     conn = psycopg2.connect(dsn)
@@ -95,10 +95,21 @@ def wait_caught_up(dsn: str, slot: str, timeout: float = 30.0) -> None:
             row = cur.fetchone()
             if row is not None and row[0]:
                 break
+            if handle is not None:
+                assert handle.is_alive(), handle.status()
             if time.monotonic() > deadline:
                 raise AssertionError(f"replicator did not reach {target} within {timeout}s")
             time.sleep(0.05)
     conn.close()
+
+
+def wait_streaming(handle: Any, timeout: float = 60.0) -> None:
+    """Wait until the backfill is committed and the stream has started."""
+    deadline = time.monotonic() + timeout
+    while not handle.status()["streaming"]:
+        assert handle.is_alive(), handle.status()
+        assert time.monotonic() < deadline, "replicator did not start streaming"
+        time.sleep(0.05)
 
 
 def norm(value: Any) -> Any:

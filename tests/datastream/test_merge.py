@@ -16,6 +16,7 @@ from .conftest import (
     execute,
     source_rows,
     wait_caught_up,
+    wait_streaming,
 )
 
 
@@ -88,6 +89,7 @@ def test_backfill_then_random_workload_mirrors_source(stream: Stream) -> None:
     random_workload(stream.dsn, seed=1, transactions=60)  # rows that only the backfill sees
     handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
     try:
+        wait_streaming(handle)
         random_workload(stream.dsn, seed=2, transactions=300)
         execute(stream.dsn, "INSERT INTO products (name, price) VALUES ('last', 1)")
         wait_caught_up(stream.dsn, stream.slot)

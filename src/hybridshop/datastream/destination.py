@@ -298,9 +298,10 @@ class TableWriter:
         self.flush(con)
         self.images.clear()
         part = ", ".join(q(self.columns[i].name) for i in self.key_idx)
+        meta = _append_meta("CAST($1 AS BIGINT)", "CAST($2 AS VARCHAR)", "'DELETE'")
         con.execute(
             f"INSERT INTO {self.ref} ({self._cols()}, datastream_metadata) "
-            f"SELECT {self._cols()}, {_append_meta('?', '?', chr(39) + 'DELETE' + chr(39))} "
+            f"SELECT {self._cols()}, {meta} "
             f"FROM (SELECT * FROM {self.ref} QUALIFY row_number() OVER (PARTITION BY {part} "
             "ORDER BY datastream_metadata.change_sequence_number DESC) = 1) "
             "WHERE datastream_metadata.change_type IN ('INSERT', 'UPDATE-INSERT')",

@@ -86,6 +86,7 @@ class Counters:
     lsn: int = 0
     last_commit_ts_ms: int | None = None
     caught_up: bool = False
+    streaming: bool = False  # backfill done, START_REPLICATION issued
     reconnects: int = 0
     backfill_rows: int = 0
     error: str | None = None
@@ -115,10 +116,13 @@ class Replicator:
                 except (PrerequisiteError, SchemaChangeError) as exc:
                     self.counters.error = str(exc)
                     raise
-                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                except psycopg2.Error as exc:
+                    # A lost replication stream surfaces as OperationalError, InterfaceError
+                    # or a bare DatabaseError ("no COPY in progress"): reconnect in all cases.
                     self.counters.reconnects += 1
                     first = False
                     self.counters.caught_up = False
+                    self.counters.streaming = False
                     log.warning(
                         "source connection lost (%s); retrying in %.1fs", _first(exc), delay
                     )
@@ -258,6 +262,7 @@ class Replicator:
                 status_interval=5,
             )
             cur.send_feedback(write_lsn=start_lsn, flush_lsn=start_lsn, force=True)
+            self.counters.streaming = True
             assert self._wh is not None
             loop = _StreamLoop(self, self._wh, conn, cur, start_lsn)
             loop.run(stop)
@@ -272,6 +277,7 @@ class Replicator:
             "changes_applied": c.changes_applied,
             "transactions_applied": c.transactions_applied,
             "caught_up": c.caught_up,
+            "streaming": c.streaming,
             "last_commit_ts_ms": c.last_commit_ts_ms,
             "reconnects": c.reconnects,
             "backfill_rows": c.backfill_rows,
