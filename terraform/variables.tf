@@ -66,7 +66,7 @@ variable "lambda_build_dir" {
 }
 
 variable "rds_ca_bundle_path" {
-  description = "PEM bundle of the RDS certificate authorities for Datastream's TLS check (null: the one shipped in the package)."
+  description = "PEM bundle of the RDS certificate authorities for Datastream's TLS check (null: the one `hybridshop package` downloads into src/hybridshop/db/certs/)."
   type        = string
   default     = null
 }

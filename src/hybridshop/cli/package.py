@@ -33,6 +33,13 @@ def package(
     repo_root: Path | None = typer.Option(
         None, "--repo-root", help="Repository root (default: detected)."
     ),
+    rds_ca_bundle: Path | None = typer.Option(
+        None,
+        "--rds-ca-bundle",
+        exists=True,
+        dir_okay=False,
+        help="Local copy of the RDS CA bundle (default: download it from AWS's truststore once).",
+    ),
 ) -> None:
     """Build reproducible Lambda zips and the Cloud Run build context (same inputs, same bytes)."""
     from hybridshop.packaging import PackagingError, build_cloudrun_context, build_lambda_zips
@@ -41,6 +48,10 @@ def package(
     root = repo_root or _repo_root()
     try:
         if lambdas:
+            from hybridshop.packaging.rds_ca import ensure_rds_ca_bundle
+
+            bundle = ensure_rds_ca_bundle(rds_ca_bundle)
+            typer.echo(f"RDS CA bundle: {bundle}")
             manifest = build_lambda_zips(
                 out / "lambda", state=state_dir(), runtime=runtime, arch=arch
             )
