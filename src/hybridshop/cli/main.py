@@ -26,6 +26,9 @@ app.add_typer(db.app, name="db")
 app.command("api")(api.api)
 app.add_typer(bench.app, name="bench")
 # -- more components register here (one line each) --
+from hybridshop.cli import replicate  # noqa: E402
+
+app.add_typer(replicate.app, name="replicate")
 from hybridshop.cli import package as package_cmd  # noqa: E402
 
 app.command("package")(package_cmd.package)
