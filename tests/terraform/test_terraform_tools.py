@@ -16,7 +16,7 @@ from terraform.tfhcl import MODULES, TF_ROOT, load
 TERRAFORM = shutil.which("terraform")
 CHECKOV_CANDIDATES = [
     os.environ.get("CHECKOV_BIN", ""),
-    "/opt/checkov-venv/bin/checkov",
+    str(Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"),
     shutil.which("checkov") or "",
 ]
 
@@ -152,7 +152,7 @@ def test_every_checkov_skip_has_a_reason() -> None:
 def test_checkov_has_no_failed_checks() -> None:
     checkov = _checkov()
     if checkov is None:
-        message = "checkov not installed (CI installs it in /opt/checkov-venv; set CHECKOV_BIN)"
+        message = "checkov not installed (.ci/run installs it in .venv-checkov; or set CHECKOV_BIN)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
