@@ -48,3 +48,19 @@ def bench_web(
     result = run_web_bench(products=products, requests_n=requests_n, out=out)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"written to {out}")
+
+
+@app.command("cdc")
+def bench_cdc(
+    changes: int = typer.Option(200_000, "--changes", help="Changes drained in (a)."),
+    rate: int = typer.Option(1000, "--rate", help="Steady changes/s for the lag measurement (b)."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Duration of the lag measurement."),
+    rows: int = typer.Option(1_000_000, "--rows", help="Rows backfilled in (c)."),
+    out: Path = typer.Option(RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."),
+) -> None:
+    """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY."""
+    from hybridshop.bench.cdc import markdown, run_cdc_bench
+
+    result = run_cdc_bench(changes=changes, rate=rate, seconds=seconds, rows=rows, out=out)
+    typer.echo(markdown(result))
+    typer.echo(f"written to {out}")

@@ -1,0 +1,253 @@
+"""``hybridshop bench cdc``: the local Datastream against same-run baselines.
+
+(a) drain N changes: our replicator into DuckDB vs ``pg_recvlogical -f /dev/null`` on the
+    same WAL (the walsender's decoding cost with no consumer work: the ceiling);
+(b) end-to-end lag, source commit -> visible to a DuckDB reader, at a steady 1,000 changes/s;
+(c) backfill of a 1,000,000-row table vs ``COPY ... TO STDOUT`` of it (psycopg2, to /dev/null).
+Runs on its own embedded PostgreSQL so nothing else disturbs the slots.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from hybridshop.datastream.replicator import ReplicatorConfig
+from hybridshop.datastream.service import start_replicator
+from hybridshop.db.embedded import EmbeddedPostgres, client_bin, free_port
+from hybridshop.db.migrate import apply_migrations
+
+
+def _exec(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> Any:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone() if cur.description else None
+    conn.close()
+    return row
+
+
+def _wait_flushed(dsn: str, slot: str, target: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = _exec(
+            dsn,
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+            (target, slot),
+        )
+        if row and row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"slot {slot} did not reach {target}")
+        time.sleep(0.01)
+
+
+def _wait_streaming(handle: Any) -> None:
+    while not handle.status()["streaming"]:
+        if not handle.is_alive():
+            raise RuntimeError(f"replicator stopped: {handle.status()}")
+        time.sleep(0.01)
+
+
+def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
+    db = work / "drain.duckdb"
+    cfg = ReplicatorConfig(dsn=dsn, duckdb_path=db, slot="bench_ours")
+    handle = start_replicator(dsn, db, config=cfg)
+    _wait_streaming(handle)
+    handle.stop()
+    _exec(dsn, "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')")
+    start_lsn = _exec(dsn, "SELECT pg_current_wal_lsn()::text")[0]
+    per_txn = 1000
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        for i in range(changes // (2 * per_txn)):
+            cur.execute(
+                "INSERT INTO products (name, price, description) SELECT 'd' || g, 9.99, "
+                "'drain benchmark' FROM generate_series(1, %s) g",
+                (per_txn,),
+            )
+            cur.execute("UPDATE products SET price = price + 1 WHERE id > %s", (i * per_txn,))
+            conn.commit()
+    conn.close()
+    end_lsn = _exec(dsn, "SELECT pg_current_wal_lsn()::text")[0]
+    total = (changes // (2 * per_txn)) * 2 * per_txn
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            client_bin("pg_recvlogical"),
+            "-d",
+            dsn,
+            "-S",
+            "bench_recv",
+            "--start",
+            "-E",
+            end_lsn,
+            "-f",
+            "/dev/null",
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=hybridshop_pub",
+            "--no-loop",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    recv_s = time.perf_counter() - started
+    started = time.perf_counter()
+    handle = start_replicator(dsn, db, config=cfg)
+    _wait_flushed(dsn, "bench_ours", end_lsn)
+    ours_s = time.perf_counter() - started
+    handle.stop()
+    for slot in ("bench_ours", "bench_recv"):
+        _exec(dsn, "SELECT pg_drop_replication_slot(%s)", (slot,))
+    del start_lsn
+    return {
+        "changes": total,
+        "changes_per_s": total / ours_s,
+        "pg_recvlogical_changes_per_s": total / recv_s,
+        "drain_ratio": recv_s / ours_s,
+    }
+
+
+def bench_lag(dsn: str, work: Path, rate: int, seconds: float) -> dict[str, float]:
+    db = work / "lag.duckdb"
+    handle = start_replicator(
+        dsn, db, config=ReplicatorConfig(dsn=dsn, duckdb_path=db, slot="bench_lag")
+    )
+    _wait_streaming(handle)
+    commits: list[tuple[int, float]] = []
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        reader = handle.reader()
+        while not stop.is_set():
+            row = reader.execute("SELECT max(id) FROM public_products").fetchone()
+            if row and row[0] is not None:
+                seen.setdefault(int(row[0]), time.perf_counter())
+            time.sleep(0.002)
+        reader.close()
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    conn = psycopg2.connect(dsn)
+    per_txn = 10
+    interval = per_txn / rate
+    next_at = time.perf_counter()
+    end = next_at + seconds
+    with conn.cursor() as cur:
+        while time.perf_counter() < end:
+            cur.execute(
+                "INSERT INTO products (name, price) SELECT 'l' || g, 1 FROM generate_series(1, %s) g "
+                "RETURNING id",
+                (per_txn,),
+            )
+            top = max(r[0] for r in cur.fetchall())
+            conn.commit()
+            commits.append((top, time.perf_counter()))
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+    conn.close()
+    time.sleep(1.0)
+    stop.set()
+    poller.join()
+    handle.stop()
+    _exec(dsn, "SELECT pg_drop_replication_slot('bench_lag')")
+    visible = sorted(seen.items())
+    lags = []
+    j = 0
+    for top, committed in commits:
+        while j < len(visible) and visible[j][0] < top:
+            j += 1
+        if j < len(visible):
+            lags.append((visible[j][1] - committed) * 1000)
+    lags.sort()
+    return {
+        "lag_changes_per_s": len(commits) * per_txn / seconds,
+        "lag_p50_ms": statistics.median(lags),
+        "lag_p99_ms": lags[int(len(lags) * 0.99) - 1],
+        "lag_samples": len(lags),
+    }
+
+
+def bench_backfill(dsn: str, work: Path, rows: int) -> dict[str, float]:
+    _exec(dsn, "TRUNCATE orders, products")
+    _exec(
+        dsn,
+        "INSERT INTO products (name, price, description, category) SELECT 'b' || g, "
+        "(g %% 1000) + 0.99, 'backfill row ' || g, 'cat-' || (g %% 20) FROM generate_series(1, %s) g",
+        (rows,),
+    )
+    _exec(dsn, "VACUUM ANALYZE products")
+    conn = psycopg2.connect(dsn)
+    started = time.perf_counter()
+    with conn.cursor() as cur, open("/dev/null", "wb") as sink:
+        cur.copy_expert("COPY public.products TO STDOUT WITH (FORMAT csv)", sink, size=1 << 20)
+    copy_s = time.perf_counter() - started
+    conn.close()
+    db = work / "backfill.duckdb"
+    started = time.perf_counter()
+    handle = start_replicator(
+        dsn, db, config=ReplicatorConfig(dsn=dsn, duckdb_path=db, slot="bench_bf")
+    )
+    _wait_streaming(handle)
+    ours_s = time.perf_counter() - started
+    copied = handle.status()["backfill_rows"]
+    handle.stop()
+    _exec(dsn, "SELECT pg_drop_replication_slot('bench_bf')")
+    if copied < rows:
+        raise RuntimeError(f"backfill copied {copied} of {rows} rows")
+    return {
+        "backfill_rows": rows,
+        "backfill_rows_per_s": rows / ours_s,
+        "copy_rows_per_s": rows / copy_s,
+        "backfill_ratio": copy_s / ours_s,
+    }
+
+
+def run_cdc_bench(changes: int, rate: int, seconds: float, rows: int, out: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hybridshop-bench-cdc-") as tmp:
+        work = Path(tmp)
+        server = EmbeddedPostgres(base_dir=work / "pg", port=free_port())
+        dsn = server.start()
+        try:
+            conn = psycopg2.connect(dsn)
+            apply_migrations(conn)
+            conn.close()
+            result: dict[str, Any] = {}
+            result.update(bench_drain(dsn, work, changes))
+            result.update(bench_lag(dsn, work, rate, seconds))
+            result.update(bench_backfill(dsn, work, rows))
+        finally:
+            server.stop(mode="immediate")
+    result["targets"] = {"drain_ratio": ">= 0.5", "lag_p99_ms": "< 500", "backfill_ratio": ">= 0.5"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "| measure | ours | baseline | ratio / target |",
+            "|---|---|---|---|",
+            f"| drain {result['changes']} changes | {result['changes_per_s']:,.0f}/s | "
+            f"pg_recvlogical {result['pg_recvlogical_changes_per_s']:,.0f}/s | "
+            f"{result['drain_ratio']:.2f} (>= 0.5) |",
+            f"| lag at {result['lag_changes_per_s']:,.0f} changes/s | p50 {result['lag_p50_ms']:.0f} ms,"
+            f" p99 {result['lag_p99_ms']:.0f} ms | - | p99 < 500 ms |",
+            f"| backfill {result['backfill_rows']:,} rows | {result['backfill_rows_per_s']:,.0f} rows/s | "
+            f"COPY {result['copy_rows_per_s']:,.0f} rows/s | {result['backfill_ratio']:.2f} (>= 0.5) |",
+        ]
+    )
