@@ -7,6 +7,8 @@ milliseconds, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,11 @@ TEMPLATE_DB = "hybridshop_template"
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     """A running PostgreSQL 18 with wal_level=logical, private to this test session."""
-    base = Path(os.environ.get("HYBRIDSHOP_TEST_PG_DIR") or tmp_path_factory.mktemp("pg"))
+    # Not under pytest's own temp folder: pytest keeps that private (0700), and the server runs
+    # as an unprivileged user when the tests run as root.
+    base = Path(
+        os.environ.get("HYBRIDSHOP_TEST_PG_DIR") or tempfile.mkdtemp(prefix="hybridshop-test-pg-")
+    )
     server = EmbeddedPostgres(base_dir=base, port=free_port(), database="postgres")
     server.start()
     conn = psycopg2.connect(server.dsn("postgres"))
@@ -37,6 +43,8 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     tconn.close()
     yield server
     server.stop(mode="immediate")
+    if not os.environ.get("HYBRIDSHOP_TEST_PG_DIR"):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def create_database(pg: EmbeddedPostgres, *, migrated: bool = True) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.cli import api, bench, db, up
+from hybridshop.cli import api, bench, db, replicate, up
+from hybridshop.cli import package as package_cmd
+from hybridshop.cli import web as web_cmd
 
 app = typer.Typer(
     name="hybridshop",
@@ -18,27 +20,38 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,  # never print local variables (DSNs, tokens) on a crash
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 app.command("up")(up.up)
-app.add_typer(db.app, name="db")
 app.command("api")(api.api)
-app.add_typer(bench.app, name="bench")
-# -- more components register here (one line each) --
-from hybridshop.cli import replicate  # noqa: E402
-
-app.add_typer(replicate.app, name="replicate")
-from hybridshop.cli import package as package_cmd  # noqa: E402
-
-app.command("package")(package_cmd.package)
-from hybridshop.cli import web as web_cmd  # noqa: E402
-
 app.command("web")(web_cmd.web)
+app.add_typer(replicate.app, name="replicate")
+app.add_typer(db.app, name="db")
+app.command("package")(package_cmd.package)
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
-    app()
+    """Run the CLI; expected failures print one clear line instead of a traceback."""
+    import psycopg2
+
+    from hybridshop.db.connection import DatabaseConfigError, DatabaseUnavailable
+    from hybridshop.db.embedded import EmbeddedPostgresError
+    from hybridshop.db.migrate import MigrationError
+
+    try:
+        app()
+    except (
+        EmbeddedPostgresError,
+        DatabaseConfigError,
+        DatabaseUnavailable,
+        MigrationError,
+        psycopg2.OperationalError,
+    ) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
