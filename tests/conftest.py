@@ -23,7 +23,7 @@ TEMPLATE_DB = "hybridshop_template"
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def pg() -> Iterator[EmbeddedPostgres]:
     """A running PostgreSQL 18 with wal_level=logical, private to this test session."""
     # Not under pytest's own temp folder: pytest keeps that private (0700), and the server runs
     # as an unprivileged user when the tests run as root.
