@@ -56,7 +56,9 @@ def bench_cdc(
     rate: int = typer.Option(1000, "--rate", help="Steady changes/s for the lag measurement (b)."),
     seconds: float = typer.Option(10.0, "--seconds", help="Duration of the lag measurement."),
     rows: int = typer.Option(1_000_000, "--rows", help="Rows backfilled in (c)."),
-    out: Path = typer.Option(RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."),
+    out: Path = typer.Option(
+        RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."
+    ),
 ) -> None:
     """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY."""
     from hybridshop.bench.cdc import markdown, run_cdc_bench

@@ -46,7 +46,9 @@ def migrate(pg_port: int | None = PG_PORT) -> None:
 def seed(
     count: int = typer.Option(300, "--count", "-n", min=1, max=1_000_000, help="Products to add."),
     seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same catalog)."),
-    force: bool = typer.Option(False, "--force", help="Add products even if the catalog is not empty."),
+    force: bool = typer.Option(
+        False, "--force", help="Add products even if the catalog is not empty."
+    ),
     pg_port: int | None = PG_PORT,
 ) -> None:
     """Load a realistic demo catalog (deterministic with --seed)."""
