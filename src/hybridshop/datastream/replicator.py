@@ -12,11 +12,14 @@ transactions whose end LSN is at or below the stored LSN are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import select
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ from hybridshop.datastream.source import (
     TypeCatalog,
     check_prerequisites,
     copy_table,
+    lock_tables,
+    page_ranges,
     published_tables,
 )
 from hybridshop.db.replication import DEFAULT_PUBLICATION, DEFAULT_SLOT
@@ -76,6 +81,11 @@ class ReplicatorConfig:
     reconnect_max_s: float = 5.0
     resync: bool = False  # drop the slot and backfill again
     progress: bool = False
+    # Backfill: COPY in chunks of this many heap pages (8 kB each) that DuckDB loads while
+    # PostgreSQL copies the next one; 0 = one COPY per table. DuckDB threads while loading
+    # (None = unchanged): the loader shares the cores with the COPY.
+    backfill_chunk_pages: int = 2048
+    backfill_duckdb_threads: int | None = None
 
 
 @dataclass
@@ -209,21 +219,37 @@ class Replicator:
                 consistent_point,
                 len(tables),
             )
+            lock_tables(snap, tables)
+            jobs = [
+                (index, table, pages)
+                for index, table in enumerate(tables)
+                for pages in page_ranges(snap, table, cfg.backfill_chunk_pages)
+            ]
             wh.begin()
             try:
                 wh.writers.clear()
-                total = 0
-                with tempfile.TemporaryDirectory(dir=cfg.duckdb_path.parent) as tmp:
-                    for table in tables:
-                        writer = wh.create_table(table.schema, table.name, _dest(table))
-                        path = Path(tmp) / f"{table.relid}.csv"
-                        with _progress(cfg.progress, table.qualified, path):
-                            with path.open("wb") as out:
-                                copy_table(snap, table, out)
-                            rows = wh.load_csv(writer, path, int(ts_ms), f"{lsn:016X}")
-                        path.unlink()
-                        total += rows
-                        log.info("backfilled %s: %d rows", table.qualified, rows)
+                writers = [wh.create_table(t.schema, t.name, _dest(t)) for t in tables]
+                rows = [0] * len(tables)
+                with (
+                    tempfile.TemporaryDirectory(dir=cfg.duckdb_path.parent) as tmp,
+                    _ChunkCopier(snap, jobs, Path(tmp), len(tables)) as copier,
+                    _progress(cfg.progress, [t.qualified for t in tables], copier.copied),
+                    wh.bulk_load(cfg.backfill_duckdb_threads),
+                ):
+                    for batch in copier:
+                        index = batch[0].table
+                        rows[index] += wh.load_csv(
+                            writers[index],
+                            [chunk.path for chunk in batch],
+                            int(ts_ms),
+                            f"{lsn:016X}",
+                            seq_offset=rows[index],
+                        )
+                        for chunk in batch:
+                            chunk.path.unlink()
+                        if batch[-1].last:
+                            log.info("backfilled %s: %d rows", tables[index].qualified, rows[index])
+                total = sum(rows)
                 wh.con.execute(f"DELETE FROM {STATE_TABLE} WHERE slot = ?", [cfg.slot])
                 wh.con.execute(
                     f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?, true, ?, NULL, "
@@ -486,11 +512,125 @@ class _StreamLoop:
             self.heartbeat_ok = False
 
 
+@dataclass
+class _Chunk:
+    table: int  # index into the backfilled tables
+    path: Path
+    last: bool  # the table's last chunk
+
+
+class _ChunkCopier:
+    """Runs the snapshot COPYs on its own thread, one file per page range, so that
+    PostgreSQL produces chunk n+1 while DuckDB loads chunk n (psycopg2 and DuckDB both
+    release the GIL while they work). The COPY never waits for the loader: at most the
+    table's CSV is on disk, as with one file per table.
+
+    Iterating yields the chunks in order; a COPY failure is re-raised there. Leaving the
+    ``with`` block early cancels the running COPY.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        jobs: list[tuple[int, SourceTable, tuple[int, int | None]]],
+        tmp: Path,
+        tables: int,
+    ) -> None:
+        self.conn, self.jobs, self.tmp = conn, jobs, tmp
+        self._queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._done = [0] * tables  # bytes of finished chunks, per table
+        self._current: tuple[int, Path] | None = None
+        self._thread = threading.Thread(target=self._run, name="backfill-copy", daemon=True)
+
+    def __enter__(self) -> _ChunkCopier:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            with contextlib.suppress(psycopg2.Error):
+                self.conn.cancel()
+            self._thread.join()
+
+    def __iter__(self) -> Iterator[list[_Chunk]]:
+        """Batches of finished chunks of one table: one chunk while the COPY keeps up with
+        the loader, everything waiting once it has run ahead (after the COPY ends, the rest
+        of the table is one multi-file read that DuckDB parallelises)."""
+        pending: _Chunk | BaseException | None = None
+        held = False
+        while True:
+            if held:
+                item, held = pending, False
+            else:
+                item = self._get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            batch = [item]
+            while True:
+                try:
+                    pending = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(pending, _Chunk) and pending.table == item.table:
+                    batch.append(pending)
+                    continue
+                held = True
+                break
+            yield batch
+
+    def _get(self) -> _Chunk | BaseException | None:
+        while True:
+            try:
+                return self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError("the backfill COPY thread ended without a result") from None
+
+    def copied(self, table: int) -> int:
+        """Bytes of ``table`` copied so far (finished chunks plus the one being written)."""
+        current = self._current
+        extra = 0
+        if current is not None and current[0] == table:
+            with contextlib.suppress(OSError):
+                extra = current[1].stat().st_size
+        return self._done[table] + extra
+
+    def _put(self, item: _Chunk | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for n, (index, table, pages) in enumerate(self.jobs):
+                if self._stop.is_set():
+                    return
+                path = self.tmp / f"{table.relid}.{n}.csv"
+                self._current = (index, path)
+                with path.open("wb") as out:
+                    copy_table(self.conn, table, out, pages)
+                self._done[index] += path.stat().st_size
+                self._current = None
+                if not self._put(_Chunk(index, path, pages[1] is None)):
+                    return
+            self._put(None)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the consuming thread
+            self._put(exc)
+
+
 class _progress:
     """Per-table backfill progress (bytes copied), drawn by rich when asked for."""
 
-    def __init__(self, enabled: bool, label: str, path: Path) -> None:
-        self.enabled, self.label, self.path = enabled, label, path
+    def __init__(self, enabled: bool, labels: list[str], copied: Callable[[int], int]) -> None:
+        self.enabled, self.labels, self.copied = enabled, labels, copied
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -509,13 +649,15 @@ class _progress:
         from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn
 
         with Progress(
-            SpinnerColumn(), TextColumn(f"backfill {self.label}"), DownloadColumn(), transient=False
+            SpinnerColumn(), TextColumn("backfill {task.description}"), DownloadColumn()
         ) as bar:
-            task = bar.add_task(self.label, total=None)
-            while not self._stop.wait(0.2):
-                size = self.path.stat().st_size if self.path.exists() else 0
-                bar.update(task, completed=size)
-            bar.update(task, completed=self.path.stat().st_size if self.path.exists() else 0)
+            tasks = [bar.add_task(label, total=None) for label in self.labels]
+            while True:
+                stopping = self._stop.wait(0.2)
+                for index, task in enumerate(tasks):
+                    bar.update(task, completed=self.copied(index))
+                if stopping:
+                    return
 
 
 def _first(exc: BaseException) -> str:

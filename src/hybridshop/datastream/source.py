@@ -161,16 +161,37 @@ def published_tables(conn: Any, publication: str, types: TypeCatalog) -> list[So
     return tables
 
 
-def copy_sql(table: SourceTable) -> sql.Composable:
-    """COPY of one table as CSV (NULL as \\N); arrays go out as JSON like the stream's."""
-    exprs = []
+def copy_sql(table: SourceTable, pages: tuple[int, int | None] | None = None) -> sql.Composable:
+    """COPY of one table as CSV (NULL as \\N); arrays go out as JSON like the stream's and
+    timestamptz as UTC timestamps (``ColumnType.copied_as_utc``).
+
+    ``pages`` = (first, end) restricts the COPY to heap pages [first, end) (end None = to the
+    end of the table) with a TID range scan, so a table can be copied in chunks that DuckDB
+    loads while PostgreSQL produces the next one.
+    """
+    exprs: list[sql.Composable] = []
     for col in table.columns:
         ident = sql.Identifier(col.name)
-        exprs.append(sql.SQL("to_json({})").format(ident) if col.ctype.is_array else ident)
+        if col.ctype.is_array:
+            exprs.append(sql.SQL("to_json({})").format(ident))
+        elif col.ctype.copied_as_utc:
+            exprs.append(sql.SQL("({} AT TIME ZONE 'UTC')").format(ident))
+        else:
+            exprs.append(ident)
+    conditions = []
+    if pages is not None:
+        first, end = pages
+        if first > 0:
+            conditions.append(sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({first},0)")))
+        if end is not None:
+            conditions.append(sql.SQL("ctid < {}::tid").format(sql.Literal(f"({end},0)")))
     target: sql.Composable
-    if any(c.ctype.is_array for c in table.columns):
-        target = sql.SQL("(SELECT {} FROM ONLY {})").format(
-            sql.SQL(", ").join(exprs), sql.Identifier(table.schema, table.name)
+    if conditions or any(c.ctype.is_array or c.ctype.copied_as_utc for c in table.columns):
+        where = (
+            sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+        )
+        target = sql.SQL("(SELECT {} FROM ONLY {}{})").format(
+            sql.SQL(", ").join(exprs), sql.Identifier(table.schema, table.name), where
         )
     else:
         target = sql.SQL("{} ({})").format(
@@ -180,7 +201,41 @@ def copy_sql(table: SourceTable) -> sql.Composable:
     return sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv, NULL '\\N')").format(target)
 
 
-def copy_table(conn: Any, table: SourceTable, out: IO[bytes]) -> None:
-    """Stream one table's COPY into ``out`` (inside the caller's snapshot transaction)."""
+def copy_table(
+    conn: Any, table: SourceTable, out: IO[bytes], pages: tuple[int, int | None] | None = None
+) -> None:
+    """Stream one table's COPY (or a page range of it) into ``out``, inside the caller's
+    snapshot transaction. ``out`` should be a real file: psycopg2 calls ``write`` per row."""
     with conn.cursor() as cur:
-        cur.copy_expert(copy_sql(table).as_string(conn), out, size=1 << 20)
+        cur.copy_expert(copy_sql(table, pages).as_string(conn), out)
+
+
+def lock_tables(conn: Any, tables: list[SourceTable]) -> None:
+    """ACCESS SHARE locks until the snapshot transaction ends, as pg_dump takes: they let
+    writes through but keep VACUUM FULL, CLUSTER, TRUNCATE and ALTER TABLE out, which would
+    move rows between the page ranges of a chunked copy (those rewrites are not MVCC-safe)."""
+    if not tables:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(
+                sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
+            )
+        )
+
+
+def page_ranges(conn: Any, table: SourceTable, chunk_pages: int) -> list[tuple[int, int | None]]:
+    """Heap page ranges covering the whole table, ``chunk_pages`` each, the last one open-ended
+    (rows added after the size was read are then still covered). One range, i.e. a plain
+    COPY, for small tables and before PostgreSQL 14 (no TID range scan: every chunk would
+    read the whole table)."""
+    if chunk_pages <= 0 or conn.server_version < 140000:
+        return [(0, None)]
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_relation_size(%s::oid) / current_setting('block_size')::bigint",
+            (table.relid,),
+        )
+        (pages,) = cur.fetchone()
+    starts = range(0, max(int(pages), 1), chunk_pages)
+    return [(s, s + chunk_pages if s + chunk_pages < pages else None) for s in starts]

@@ -111,6 +111,24 @@ class ColumnType:
             return f"CAST(regexp_replace({expr}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
         return f"CAST({expr} AS {self.duckdb})"
 
+    @property
+    def copied_as_utc(self) -> bool:
+        """The backfill COPY sends this column ``AT TIME ZONE 'UTC'`` (a zone-less timestamp):
+        an explicit conversion that does not depend on the session's TimeZone, and DuckDB's
+        plain TIMESTAMP cast of it is far cheaper than parsing a TIMESTAMPTZ."""
+        return self.pg_name == "timestamptz" and not self.is_array
+
+    def backfill_cast_sql(self, expr: str) -> str:
+        """Like ``cast_sql`` for the text the backfill COPY produces (see ``copied_as_utc``)."""
+        if self.copied_as_utc:
+            # DuckDB's TIMESTAMP cast reads '0044-03-15 00:00:00 BC' as AD 44: BC values
+            # take the TIMESTAMPTZ path, which refuses them, as before this shortcut.
+            return (
+                f"CASE WHEN suffix({expr}, ' BC') THEN {self.cast_sql(expr)} "
+                f"ELSE CAST({expr} AS TIMESTAMP) END"
+            )
+        return self.cast_sql(expr)
+
 
 def numeric_precision(typmod: int) -> tuple[int, int] | None:
     """(precision, scale) of NUMERIC(p,s), or None when unconstrained (typmod -1)."""
