@@ -71,6 +71,11 @@ def test_chunked_backfill_while_writes_continue(stream: Stream) -> None:
     )
     try:
         wait_streaming(handle)
+        reader = handle.reader()  # same DuckDB instance: the bulk-load settings are restored
+        assert reader.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (
+            True,
+        )
+        reader.close()
         time.sleep(0.5)
         stop.set()
         writer.join()

@@ -486,10 +486,11 @@ class Warehouse:
     def bulk_load(self, threads: int | None = None) -> Iterator[None]:
         """Settings for the backfill's big appends, restored afterwards.
 
-        Measured on 1,000,000 rows: keeping the appends in (spillable) transaction memory and
-        compressing them once at commit instead of optimistically writing row groups during
-        the INSERT, and not preserving the CSV's row order (backfill rows have no order in
-        Datastream either), make the load about twice as fast.
+        Not preserving the CSV's row order (backfill rows have no order in Datastream
+        either) lets DuckDB's threads write row groups independently: about 1.5x faster on
+        1,000,000 rows. Optimistic writes stay on: the row groups are compressed while the
+        COPY still runs; with them off the INSERT looks faster but the commit then writes
+        the WAL and checkpoints (compresses) everything at the end.
         """
         names = ["preserve_insertion_order", "threads"]
         before: dict[str, object] = {}
