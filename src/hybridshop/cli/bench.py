@@ -59,10 +59,19 @@ def bench_cdc(
     out: Path = typer.Option(
         RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."
     ),
+    only: str | None = typer.Option(
+        None,
+        "--only",
+        help="Run one measure (drain, lag or backfill); its figures are merged into --out.",
+    ),
 ) -> None:
     """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY."""
-    from hybridshop.bench.cdc import markdown, run_cdc_bench
+    from hybridshop.bench.cdc import SECTIONS, markdown, run_cdc_bench
 
-    result = run_cdc_bench(changes=changes, rate=rate, seconds=seconds, rows=rows, out=out)
+    if only is not None and only not in SECTIONS:
+        raise typer.BadParameter(f"must be one of {', '.join(SECTIONS)}", param_hint="--only")
+    result = run_cdc_bench(
+        changes=changes, rate=rate, seconds=seconds, rows=rows, out=out, only=only
+    )
     typer.echo(markdown(result))
     typer.echo(f"written to {out}")
