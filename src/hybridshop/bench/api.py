@@ -32,12 +32,20 @@ from hybridshop.db.migrate import apply_migrations
 
 console = Console(stderr=True)
 
-PGBENCH_SCRIPT = """\
-BEGIN;
-UPDATE products SET available = false WHERE id = (SELECT nextval('bench_ids')) AND available RETURNING id \\gset
-INSERT INTO orders (product_id, price, currency, channel) SELECT id, price, currency, 'pgbench' FROM products WHERE id = :id;
-COMMIT;
-"""
+
+def pgbench_script() -> str:
+    """The purchase statement the GetItem handler runs (``core.catalog.PURCHASE_SQL``), with
+    its parameters filled the pgbench way: the next bench product, channel 'pgbench'."""
+    from hybridshop.core.catalog import PURCHASE_SQL
+
+    values = {
+        "product_id": "(SELECT nextval('bench_ids'))",
+        "buyer_ref": "NULL",
+        "channel": "'pgbench'",
+        "key": "NULL",
+    }
+    return PURCHASE_SQL.strip() % values + ";\n"
+
 
 HANDLERS = (
     "hybridshop.lambda_functions.get_products",
@@ -168,7 +176,7 @@ def _measure_gateway(port: int, dsn: str, clients: int, seconds: float) -> Measu
 def _measure_pgbench(dsn: str, port: int, clients: int, seconds: float, workdir: Path) -> float:
     _add_products(dsn, 400_000)
     script = workdir / "purchase.sql"
-    script.write_text(PGBENCH_SCRIPT)
+    script.write_text(pgbench_script())
     result = subprocess.run(
         [
             client_bin("pgbench"),

@@ -154,18 +154,39 @@ def _replay(existing: Order, product_id: int) -> tuple[Order, bool]:
     return existing, False
 
 
+# One statement, so one round trip and one transaction even in autocommit mode: the guarded
+# UPDATE takes the row lock and the INSERT only sees a row if this statement sold it.
+PURCHASE_SQL = """
+    WITH sold AS (
+        UPDATE products SET available = false
+        WHERE id = %(product_id)s AND available
+        RETURNING id, name, price, currency
+    )
+    INSERT INTO orders (product_id, price, currency, buyer_ref, channel, idempotency_key)
+    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s FROM sold
+    RETURNING id, product_id, (SELECT name FROM sold), price, currency, purchased_at,
+              buyer_ref, channel
+"""
+
+
 def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Order, bool]:
     """Buy one product atomically; return the order and whether it was created now.
 
     The guarded UPDATE (``AND available``) takes the row lock, so of any number of
     concurrent buyers exactly one sees a row come back; the others wait for that commit and
-    then find the product sold. The order row is inserted in the same transaction, and
+    then find the product sold. The order row is inserted by the same statement, and
     ``orders_product_sold_once`` makes a double sale impossible even for other writers.
 
     With an idempotency key, repeating the call returns the original order (``created`` is
     False) instead of failing with "already sold".
     """
     key = request.idempotency_key
+    params = {
+        "product_id": product_id,
+        "buyer_ref": request.buyer_ref,
+        "channel": request.channel,
+        "key": key,
+    }
     try:
         with conn.cursor() as cur:
             if key is not None:
@@ -173,39 +194,24 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
                 if existing is not None:
                     conn.commit()
                     return _replay(existing, product_id)
-            cur.execute(
-                """
-                UPDATE products SET available = false
-                WHERE id = %s AND available
-                RETURNING id, name, price, currency
-                """,
-                (product_id,),
-            )
-            sold = cur.fetchone()
-            if sold is None:
-                if key is not None:
-                    # A concurrent request with the same key may have just won the row.
-                    existing = _order_by_key(cur, key)
-                    if existing is not None:
-                        conn.commit()
-                        return _replay(existing, product_id)
-                cur.execute("SELECT available FROM products WHERE id = %s", (product_id,))
-                found = cur.fetchone()
-                conn.rollback()
-                if found is None:
-                    raise NotFound(f"product {product_id} does not exist")
-                raise AlreadySold(f"product {product_id} has already been sold")
-            cur.execute(
-                """
-                INSERT INTO orders (product_id, price, currency, buyer_ref, channel, idempotency_key)
-                VALUES (%s, %s, %s, %s, %s, %s)
-                RETURNING id, product_id, %s, price, currency, purchased_at, buyer_ref, channel
-                """,
-                (sold[0], sold[2], sold[3], request.buyer_ref, request.channel, key, sold[1]),
-            )
-            order = Order(*cur.fetchone())
-        conn.commit()
-        return order, True
+            cur.execute(PURCHASE_SQL, params)
+            row = cur.fetchone()
+            if row is not None:
+                conn.commit()
+                return Order(*row), True
+            # Nothing sold: say why (the slow path only runs when the purchase fails).
+            if key is not None:
+                # A concurrent request with the same key may have just won the row.
+                existing = _order_by_key(cur, key)
+                if existing is not None:
+                    conn.commit()
+                    return _replay(existing, product_id)
+            cur.execute("SELECT available FROM products WHERE id = %s", (product_id,))
+            found = cur.fetchone()
+            conn.commit()
+        if found is None:
+            raise NotFound(f"product {product_id} does not exist")
+        raise AlreadySold(f"product {product_id} has already been sold")
     except psycopg2.errors.UniqueViolation as exc:
         conn.rollback()
         if exc.diag.constraint_name == "orders_idempotency_key_unique" and key is not None:
@@ -215,6 +221,8 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
             if existing is not None:
                 return _replay(existing, product_id)
         raise AlreadySold(f"product {product_id} has already been sold") from None
+    except (NotFound, AlreadySold):
+        raise
     except BaseException:
         if not conn.closed:
             conn.rollback()

@@ -189,7 +189,11 @@ class ConnectionHolder:
 
     def _get(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self._config_factory())
+            conn = connect(self._config_factory())
+            # Every catalog operation is a single statement (its own transaction), so
+            # autocommit saves the BEGIN and COMMIT round trips on each invocation.
+            conn.autocommit = True
+            self._conn = conn
         return self._conn
 
     def run(self, work: Callable[[psycopg2.extensions.connection], T]) -> T:
