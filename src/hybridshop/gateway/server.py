@@ -1,9 +1,12 @@
 """``LocalGateway``: the local stand-in for API Gateway (HTTP API, payload 2.0) + Lambda.
 
-A threaded HTTP/1.1 server on loopback (keep-alive, one thread per connection) that matches
-``METHOD /path`` against the function registry, runs the JWT authorizer when configured,
-builds the 2.0 event, invokes the function in a warm worker process (``runtime``) and maps
-the result back (``responses``). Gateway-generated errors use API Gateway's own shapes
+An HTTP/1.1 server on loopback (keep-alive, pipelining) that matches ``METHOD /path``
+against the function registry, runs the JWT authorizer when configured, builds the 2.0
+event, invokes the function in a warm worker process (``runtime``) and maps the result back
+(``responses``). One event-loop thread (``loop``) serves every connection and talks to
+every worker: per request that is one read from the client, one write to and one read from
+the worker, one write back, with no thread wake-ups in between. Work that may block (JWKS
+fetch, RS256 checks, token signing) runs in a small thread pool and reports back. Gateway-generated errors use API Gateway's own shapes
 (``{"message": "Not Found"}`` ...), so clients see the same thing locally and on AWS.
 
 Also served: ``/openapi.json`` (the API document, when present), ``/_local/health`` and,
@@ -20,10 +23,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,12 +39,13 @@ from hybridshop.gateway.authorizer import (
     Unauthorized,
 )
 from hybridshop.gateway.events import HttpRequest, build_event, format_request_time, new_request_id
+from hybridshop.gateway.http11 import HttpError, Request, RequestParser
 from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
+from hybridshop.gateway.loop import Loop
 from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
-    TOO_LARGE,
     UNAUTHORIZED,
     HttpResponse,
     MappingError,
@@ -49,10 +53,11 @@ from hybridshop.gateway.responses import (
     map_result,
 )
 from hybridshop.gateway.routes import RouteTable
-from hybridshop.gateway.runtime import INTEGRATION_TIMEOUT_S, FunctionPool
+from hybridshop.gateway.runtime import INTEGRATION_TIMEOUT_S, FunctionPool, InvocationResult
 from hybridshop.lambda_functions import FUNCTIONS, FunctionSpec
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
+IDLE_TIMEOUT_S = 65.0  # idle keep-alive connections are closed after this many seconds
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "lambda_functions" / "openapi.json"
 _RUNTIME_FAILURES = ("Runtime.ExitError", "Runtime.InitTimeout", "Runtime.StartError")
 _stderr_lock = threading.Lock()
@@ -88,98 +93,141 @@ class _Target:
     pool: FunctionPool
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # a burst of hundreds of new connections must not be refused
-    allow_reuse_address = True
+class _Conn:
+    """One client connection: buffered input, one request in flight at a time, queued output."""
 
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
+    __slots__ = (
+        "busy",
+        "close_after",
+        "closed",
+        "fd",
+        "gateway",
+        "ip",
+        "last_active",
+        "out",
+        "parser",
+        "peer_closed",
+        "sock",
+    )
+
+    def __init__(self, gateway: LocalGateway, sock: socket.socket, ip: str) -> None:
         self.gateway = gateway
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.address_family = family
-        super().__init__(address, _Handler)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.ip = ip
+        self.parser = RequestParser(MAX_PAYLOAD_BYTES)
+        self.out = b""
+        self.busy = False
+        self.close_after = False
+        self.closed = False
+        self.peer_closed = False
+        self.last_active = time.monotonic()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "hybridshop-gateway"
-    timeout = 65  # idle keep-alive connections are closed after this many seconds
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Responses go out in one write; without NODELAY, Nagle + delayed ACK add ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the gateway writes its own JSON access log
-
-    def _dispatch(self) -> None:
-        self.server.gateway._handle(self)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _read_body(handler: BaseHTTPRequestHandler, limit: int) -> bytes:
-    if handler.headers.get("transfer-encoding", "").lower() == "chunked":
-        return _read_chunked(handler, limit)
-    raw = handler.headers.get("content-length")
-    if raw is None:
-        return b""
-    try:
-        length = int(raw)
-    except ValueError:
-        raise BadRequest(400, "Bad Request") from None
-    if length < 0:
-        raise BadRequest(400, "Bad Request")
-    if length > limit:
-        raise BadRequest(TOO_LARGE[0], TOO_LARGE[1])
-    return handler.rfile.read(length)
-
-
-def _read_chunked(handler: BaseHTTPRequestHandler, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        line = handler.rfile.readline(1024)
+    def on_readable(self) -> None:
         try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise BadRequest(400, "Bad Request") from None
-        if size == 0:
-            while handler.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                pass  # trailers: ignored, as API Gateway does
-            return b"".join(chunks)
-        total += size
-        if total > limit:
-            raise BadRequest(TOO_LARGE[0], TOO_LARGE[1])
-        chunks.append(handler.rfile.read(size))
-        handler.rfile.readline(8)  # CRLF after each chunk
+            data = self.sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.peer_closed = True
+            if not self.busy:
+                self.close()
+            else:
+                self.gateway.loop.remove_reader(self.fd)  # answer, then close
+            return
+        self.last_active = time.monotonic()
+        self.parser.feed(data)
+        if not self.busy:
+            self.process()
+
+    def process(self) -> None:
+        """Start the next complete request in the buffer, if any."""
+        while not self.busy and not self.closed and not self.close_after:
+            try:
+                request = self.parser.next()
+            except HttpError as exc:
+                # The rest of the stream can't be trusted: answer and close.
+                self.busy = True
+                self.close_after = True
+                self.gateway._reject(self, exc)
+                return
+            if request is None:
+                if self.parser.expects_continue:
+                    self.parser.expects_continue = False
+                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
+            self.busy = True
+            if not request.keep_alive:
+                self.close_after = True
+            self.gateway._dispatch(self, request)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.out:
+            self.out += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(data):
+            self.out = data[sent:]
+            self.gateway.loop.add_writer(self.fd, self.on_writable)
+
+    def on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        self.out = self.out[sent:]
+        if not self.out:
+            self.gateway.loop.remove_writer(self.fd)
+            if self.close_after or self.peer_closed:
+                self.close()
+
+    def finished(self) -> None:
+        """The response is queued: close or go on with pipelined requests."""
+        self.busy = False
+        self.last_active = time.monotonic()
+        if self.close_after or self.peer_closed:
+            if not self.out:
+                self.close()
+            return
+        if self.parser.buffer:
+            self.process()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.gateway.loop.forget(self.fd)
+        self.gateway._conns.discard(self)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class _Date:
+    """The ``date`` header value, formatted once per second rather than per response."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True)
+        return self._value
 
 
 class LocalGateway:
@@ -196,21 +244,31 @@ class LocalGateway:
             raise ValueError("JwtAuthorizerConfig.local() needs GatewayConfig(local_issuer=True)")
         self.config = config
         self._log = config.log or stderr_log
-        self._server: _Server | None = None
+        self.loop = Loop(on_error=self._loop_error)
+        self._listener: socket.socket | None = None
+        self._port = config.port
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._pools: list[FunctionPool] = []
         self._routes: RouteTable[_Target] | None = None
+        self._conns: set[_Conn] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._date = _Date()
         self.issuer: LocalIssuer | None = None
         self.authorizer: JwtAuthorizer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             raise RuntimeError("gateway already started")
-        server = _Server((self.config.host, self.config.port), self)
-        self._server = server
+        host = self.config.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # A burst of hundreds of new connections must not be refused: deep backlog.
+        listener = socket.create_server((host, self.config.port), family=family, backlog=1024)
+        listener.setblocking(False)
+        self._listener = listener
+        self._port = int(listener.getsockname()[1])
         routes: list[tuple[str, _Target]] = []
         for spec in self.config.functions:
             env = {**self.config.env, **self.config.function_env.get(spec.name, {})}
@@ -221,6 +279,7 @@ class LocalGateway:
                 region=self.config.region,
                 account_id=self.config.account_id,
                 log=self._log,
+                loop=self.loop,
             )
             self._pools.append(pool)
             routes.extend((key, _Target(spec, pool)) for key in spec.routes)
@@ -238,16 +297,15 @@ class LocalGateway:
                     leeway_s=auth.leeway_s,
                 )
             self.authorizer = JwtAuthorizer(auth)
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="gateway", daemon=True
-        )
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-slow")
+        self.loop.add_reader(listener.fileno(), self._accept)
+        self.loop.call_later(5.0, self._sweep_idle)
+        self._thread = threading.Thread(target=self.loop.run, name="gateway", daemon=True)
         self._thread.start()
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            return self.config.port
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -262,7 +320,7 @@ class LocalGateway:
 
     def serve_forever(self) -> None:
         """Serve in the foreground until Ctrl-C or SIGTERM, then stop cleanly."""
-        if self._server is None:
+        if self._listener is None:
             self.start()
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -283,14 +341,21 @@ class LocalGateway:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()
+        if self._thread is not None:
+            self.loop.stop()
+            self._thread.join(timeout=10)
+        # The loop thread is gone: everything below is ours alone.
+        if self._listener is not None:
+            self._listener.close()
+        for conn in list(self._conns):
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
         for pool in self._pools:
             pool.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.loop.close()
 
     def __enter__(self) -> LocalGateway:
         self.start()
@@ -306,84 +371,210 @@ class LocalGateway:
             "routes": self._routes.keys if self._routes else [],
         }
 
-    # -- request handling ------------------------------------------------------------------
+    # -- connections -----------------------------------------------------------------------
 
-    def _handle(self, h: _Handler) -> None:
+    def _accept(self) -> None:
+        assert self._listener is not None
+        for _ in range(64):
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: log, keep serving the others
+                self._log(f"[gateway] accept failed: {exc!r}")
+                return
+            sock.setblocking(False)
+            # Responses go out in one write; without NODELAY, Nagle + delayed ACK add ~40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(self, sock, address[0])
+            self._conns.add(conn)
+            self.loop.add_reader(conn.fd, conn.on_readable)
+
+    def _sweep_idle(self) -> None:
+        limit = time.monotonic() - IDLE_TIMEOUT_S
+        for conn in [c for c in self._conns if not c.busy and c.last_active < limit]:
+            conn.close()
+        self.loop.call_later(5.0, self._sweep_idle)
+
+    def _loop_error(self, exc: BaseException) -> None:
+        self._log(f"[gateway] internal error: {exc!r}")
+
+    # -- request handling (loop thread) ----------------------------------------------------
+
+    def _reject(self, conn: _Conn, exc: HttpError) -> None:
+        request_id = new_request_id()
+        response = gateway_message(exc.status, str(exc))
+        self._finish(conn, None, response, request_id, time.perf_counter(), time.time(), {})
+
+    def _dispatch(self, conn: _Conn, req: Request) -> None:
         started = time.perf_counter()
         received_at = time.time()
         request_id = new_request_id()
         info: dict[str, Any] = {"routeKey": "-"}
         try:
-            body = _read_body(h, MAX_PAYLOAD_BYTES)
-            target = h.path
+            target = req.target
             if not target.startswith("/"):
                 parts = urlsplit(target)  # absolute-form request-target (proxies)
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             request = HttpRequest(
-                method=h.command,
+                method=req.method,
                 target=target,
-                headers=list(h.headers.items()),
-                body=body,
-                source_ip=h.client_address[0],
-                protocol=h.request_version,
+                headers=req.headers,
+                body=req.body,
+                source_ip=conn.ip,
+                protocol=req.version,
                 received_at=received_at,
             )
-            response = self._respond(request, request_id, info)
-        except BadRequest as exc:
-            response = gateway_message(exc.status, str(exc))
-            h.close_connection = True  # the rest of the stream can't be trusted
-        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-            self._log(f"[gateway] internal error on {h.command} {h.path}: {exc!r}")
-            response = gateway_message(*INTERNAL_ERROR)
-        self._write(h, response, request_id)
-        if not self.config.quiet:
-            latency = (time.perf_counter() - started) * 1000
-            entry = {
-                "requestId": request_id,
-                "ip": h.client_address[0],
-                "requestTime": format_request_time(received_at),
-                "httpMethod": h.command,
-                "path": h.path.split("?", 1)[0],
-                "routeKey": info["routeKey"],
-                "status": response.status,
-                "protocol": h.request_version,
-                "responseLength": len(response.body),
-                "responseLatency": round(latency, 2),
-            }
-            entry.update({k: v for k, v in info.items() if k != "routeKey"})
-            self._log(json.dumps(entry, separators=(",", ":")))
 
-    def _respond(self, request: HttpRequest, request_id: str, info: dict[str, Any]) -> HttpResponse:
+            def done(response: HttpResponse) -> None:
+                self._finish(conn, req, response, request_id, started, received_at, info)
+
+            self._respond(request, request_id, info, done)
+        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+            self._log(f"[gateway] internal error on {req.method} {req.target}: {exc!r}")
+            response = gateway_message(*INTERNAL_ERROR)
+            self._finish(conn, req, response, request_id, started, received_at, info)
+
+    def _finish(
+        self,
+        conn: _Conn,
+        req: Request | None,
+        response: HttpResponse,
+        request_id: str,
+        started: float,
+        received_at: float,
+        info: dict[str, Any],
+    ) -> None:
+        if conn.closed:
+            return
+        conn.write(self._serialize(response, request_id, req, conn.close_after))
+        conn.finished()
+        if self.config.quiet:
+            return
+        latency = (time.perf_counter() - started) * 1000
+        entry = {
+            "requestId": request_id,
+            "ip": conn.ip,
+            "requestTime": format_request_time(received_at),
+            "httpMethod": req.method if req else "-",
+            "path": req.target.split("?", 1)[0] if req else "-",
+            "routeKey": info.get("routeKey", "-"),
+            "status": response.status,
+            "protocol": req.version if req else "-",
+            "responseLength": len(response.body),
+            "responseLatency": round(latency, 2),
+        }
+        entry.update({k: v for k, v in info.items() if k != "routeKey"})
+        self._log(json.dumps(entry, separators=(",", ":")))
+
+    def _serialize(
+        self, response: HttpResponse, request_id: str, req: Request | None, close: bool
+    ) -> bytes:
+        phrase = _PHRASES.get(response.status, "")
+        lines = [f"HTTP/1.1 {response.status} {phrase}"]
+        lines.extend(f"{k}: {v}" for k, v in response.headers if k.lower() != "content-length")
+        lines.append(f"date: {self._date()}")
+        lines.append(f"content-length: {len(response.body)}")
+        lines.append(f"apigw-requestid: {request_id}")
+        if close:
+            lines.append("connection: close")
+        elif req is not None and req.version == "HTTP/1.0":
+            lines.append("connection: keep-alive")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        if req is not None and req.method == "HEAD":
+            return head
+        return head + response.body
+
+    def _off_loop(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Run blocking ``work`` in the thread pool; ``then(result or exception)`` on the loop."""
+        assert self._executor is not None
+
+        def run() -> None:
+            try:
+                result: Any = work()
+            except Exception as exc:  # noqa: BLE001 - handed to ``then``
+                result = exc
+            self.loop.call_soon_threadsafe(lambda: then(result))
+
+        try:
+            self._executor.submit(run)
+        except RuntimeError:  # shutting down
+            then(RuntimeError("gateway is stopping"))
+
+    def _respond(
+        self,
+        request: HttpRequest,
+        request_id: str,
+        info: dict[str, Any],
+        done: Callable[[HttpResponse], None],
+    ) -> None:
         path = request.raw_path
         if path.startswith("/_local/"):
-            return self._local(request)
+            if path == "/_local/health":
+                done(_json(200, self.health()))
+                return
+            self._off_loop(lambda: self._local(request), lambda r: done(_checked(r, self._log)))
+            return
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
-            return _openapi()
+            self._off_loop(_openapi, lambda r: done(_checked(r, self._log)))
+            return
         assert self._routes is not None
         match = self._routes.match(request.method, path)
         if match is None:
-            return gateway_message(*NOT_FOUND)
+            done(gateway_message(*NOT_FOUND))
+            return
         route, params = match
         info["routeKey"] = route.key
-        authorizer_block = None
-        if self.authorizer is not None:
-            header = next((v for k, v in request.headers if k.lower() == "authorization"), None)
-            try:
-                authorizer_block = self.authorizer.authorize(header)
-            except Unauthorized as exc:
-                info["authorizerError"] = str(exc)
-                return gateway_message(*UNAUTHORIZED)
+        authorizer = self.authorizer
+        if authorizer is None:
+            self._invoke(request, request_id, info, route.target, params, None, done)
+            return
+        header = next((v for k, v in request.headers if k.lower() == "authorization"), None)
+
+        def authorized(block: Any) -> None:
+            if isinstance(block, Unauthorized):
+                info["authorizerError"] = str(block)
+                done(gateway_message(*UNAUTHORIZED))
+            elif isinstance(block, Exception):
+                self._log(f"[gateway] authorizer error: {block!r}")
+                done(gateway_message(*INTERNAL_ERROR))
+            else:
+                self._invoke(request, request_id, info, route.target, params, block, done)
+
+        self._off_loop(lambda: authorizer.authorize(header), authorized)
+
+    def _invoke(
+        self,
+        request: HttpRequest,
+        request_id: str,
+        info: dict[str, Any],
+        target: _Target,
+        params: dict[str, str],
+        authorizer_block: dict[str, Any] | None,
+        done: Callable[[HttpResponse], None],
+    ) -> None:
         event = build_event(
             request,
-            route_key=route.key,
+            route_key=info["routeKey"],
             path_parameters=params,
             request_id=request_id,
             authorizer=authorizer_block,
             port=self.port,
             account_id=self.config.account_id,
         )
-        result = route.target.pool.invoke(event, self.config.integration_timeout_s)
-        info["functionName"] = route.target.spec.name
+
+        def finished(result: InvocationResult) -> None:
+            try:
+                response = self._map(result, target, info)
+            except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+                self._log(f"[gateway] internal error mapping a result: {exc!r}")
+                response = gateway_message(*INTERNAL_ERROR)
+            done(response)
+
+        target.pool.invoke(event, finished, self.config.integration_timeout_s)
+
+    def _map(self, result: InvocationResult, target: _Target, info: dict[str, Any]) -> HttpResponse:
+        info["functionName"] = target.spec.name
         info["integrationLatency"] = round(result.duration_ms, 2)
         if result.aws_request_id:
             info["awsRequestId"] = result.aws_request_id
@@ -403,7 +594,7 @@ class LocalGateway:
         if result.kind == "timeout" or error.get("errorType") in _RUNTIME_FAILURES:
             # The worker could not report these itself: say it for it, like Lambda's log.
             self._log(
-                f"[{route.target.spec.name}] {result.aws_request_id} "
+                f"[{target.spec.name}] {result.aws_request_id} "
                 f"{error.get('errorType')}: {error.get('errorMessage')}"
             )
         return gateway_message(*INTERNAL_ERROR)
@@ -437,24 +628,16 @@ class LocalGateway:
             return _text(200, SERVICE_ACCOUNT)
         return _text(404, "Not Found\n")
 
-    def _write(self, h: _Handler, response: HttpResponse, request_id: str) -> None:
-        try:
-            phrase = HTTPStatus(response.status).phrase
-        except ValueError:
-            phrase = ""
-        lines = [f"HTTP/1.1 {response.status} {phrase}"]
-        lines.extend(f"{k}: {v}" for k, v in response.headers if k.lower() != "content-length")
-        lines.append(f"date: {formatdate(usegmt=True)}")
-        lines.append(f"content-length: {len(response.body)}")
-        lines.append(f"apigw-requestid: {request_id}")
-        if h.close_connection:
-            lines.append("connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        payload = head if h.command == "HEAD" else head + response.body
-        try:
-            h.wfile.write(payload)
-        except OSError:
-            h.close_connection = True  # the client went away; nothing left to tell it
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+
+def _checked(result: Any, log: Callable[[str], None]) -> HttpResponse:
+    """A response from the thread pool, or 500 if the work raised."""
+    if isinstance(result, HttpResponse):
+        return result
+    log(f"[gateway] internal error: {result!r}")
+    return gateway_message(*INTERNAL_ERROR)
 
 
 def _json(status: int, value: Any) -> HttpResponse:
