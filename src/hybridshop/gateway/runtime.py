@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from hybridshop.gateway.context import function_arn
+from hybridshop.gateway.events import new_uuid
 from hybridshop.gateway.loop import Loop, Timer
 from hybridshop.lambda_functions import FunctionSpec
 
@@ -102,7 +103,7 @@ class _Job:
     init_ms: float | None = None
     timer: Timer | None = None
     done: bool = False
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    aws_request_id: str = field(default_factory=new_uuid)
 
 
 class Environment:
