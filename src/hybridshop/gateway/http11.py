@@ -11,7 +11,10 @@ either the connection is closed (the rest of the stream cannot be trusted).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers (http.server allows 64 KiB lines)
 MAX_HEADERS = 100  # http.server's limit too
@@ -51,8 +54,10 @@ class RequestParser:
     body has not arrived yet, so the server can send the interim response.
     """
 
-    def __init__(self, max_body: int) -> None:
+    def __init__(self, max_body: int, *, keep_raw: bool = False) -> None:
         self.buffer = bytearray()
+        self.keep_raw = keep_raw  # keep the bytes of the last request (to hand them on)
+        self.last_raw = b""
         self.max_body = max_body
         self.expects_continue = False
         self._head: tuple[str, str, str, list[tuple[str, str]], bool, int, bool] | None = None
@@ -61,6 +66,10 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         self.buffer += data
+
+    def pending(self) -> bool:
+        """Whether any part of a next request has been read."""
+        return bool(self.buffer) or self._head is not None
 
     def next(self) -> Request | None:
         buf = self.buffer
@@ -95,6 +104,8 @@ class RequestParser:
                 self._maybe_continue(headers)
                 return None
             body = bytes(buf[start:end])
+        if self.keep_raw:
+            self.last_raw = bytes(buf[:end])
         del buf[:end]
         self._head = None
         return Request(method, target, version, headers, body, keep_alive)
@@ -192,3 +203,46 @@ def _parse_chunked(buf: bytearray, start: int, limit: int) -> tuple[bytes, int] 
             raise HttpError(*BAD_REQUEST)
         chunks.append(bytes(buf[pos : pos + size]))
         pos += size + 2
+
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+
+class HttpDate:
+    """The ``date`` header value, formatted once per second rather than per response."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True)
+        return self._value
+
+
+def serialize_response(
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    request_id: str,
+    date: str,
+    close: bool,
+    http10_keep_alive: bool = False,
+    head_only: bool = False,
+) -> bytes:
+    """Status line, headers (plus date, content-length, ``apigw-requestid``) and body."""
+    lines = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}"]
+    lines.extend(f"{k}: {v}" for k, v in headers if k.lower() != "content-length")
+    lines.append(f"date: {date}")
+    lines.append(f"content-length: {len(body)}")
+    lines.append(f"apigw-requestid: {request_id}")
+    if close:
+        lines.append("connection: close")
+    elif http10_keep_alive:
+        lines.append("connection: keep-alive")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return head if head_only else head + body

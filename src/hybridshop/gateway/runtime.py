@@ -13,7 +13,9 @@ locally, queueing keeps load tests and the "200 concurrent purchases" test meani
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import mmap
 import os
 import pickle
 import signal
@@ -26,17 +28,20 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from hybridshop.gateway.context import function_arn
 from hybridshop.gateway.events import new_uuid
 from hybridshop.gateway.loop import Loop, Timer
+from hybridshop.gateway.worker import KIND_FUNCTION, KIND_IDLE, RECORD
 from hybridshop.lambda_functions import FunctionSpec
 
 # HTTP API's maximum integration timeout: past it the client gets 503 even if the function
 # (whose own timeout may be longer) is still running.
 INTEGRATION_TIMEOUT_S = 30.0
 INIT_TIMEOUT_S = 10.0  # Lambda's limit for the init phase (imports, module-level setup)
+MONITOR_INTERVAL_S = 0.05  # how often invocation records are checked against their deadline
+_KIND_OFFSET = RECORD.size - 1
 
 LogSink = Callable[[str], None]
 
@@ -90,6 +95,32 @@ def lambda_environment(
 
 
 ResultCallback = Callable[[InvocationResult], None]
+_seq = itertools.count()
+
+
+class ConnectionHost(Protocol):
+    """The gateway side of handed-off connections (see ``handoff``)."""
+
+    def handback(self, conn_id: int, data: bytes) -> None: ...
+
+    def conn_closed(self, conn_id: int) -> None: ...
+
+    def conn_failed(
+        self, conn_id: int, result: InvocationResult | None, spec: FunctionSpec
+    ) -> None: ...
+
+
+@dataclass
+class Handoff:
+    """What environments need to serve handed-off connections themselves."""
+
+    host: ConnectionHost
+    routes: list[tuple[str, str]]  # (route key, function name) of the whole API
+    port: int
+    account_id: str
+    integration_timeout_s: float
+    access_log: bool
+    max_body: int
 
 
 @dataclass(eq=False)
@@ -104,10 +135,12 @@ class _Job:
     timer: Timer | None = None
     done: bool = False
     aws_request_id: str = field(default_factory=new_uuid)
+    seq: int = field(default_factory=lambda: next(_seq))
 
 
 class Environment:
-    """One worker process, driven by the loop. Runs one job at a time."""
+    """One worker process, driven by the loop. Runs one gateway job at a time (and, with
+    handoff, requests of at most one connection it serves itself, in between)."""
 
     def __init__(self, pool: FunctionPool, job: _Job) -> None:
         spec = pool.spec
@@ -115,11 +148,14 @@ class Environment:
         self.spec = spec
         self.loop = pool.loop
         self.log_stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        record_fd = os.memfd_create(f"hybridshop-{spec.name}", os.MFD_CLOEXEC)
         parent_sock, child_sock = socket.socketpair()
         try:
+            os.ftruncate(record_fd, RECORD.size)
+            self.record = mmap.mmap(record_fd, RECORD.size)
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hybridshop.gateway.worker", str(child_sock.fileno())],
-                pass_fds=(child_sock.fileno(),),
+                pass_fds=(child_sock.fileno(), record_fd),
                 env=lambda_environment(spec, pool.env, pool.region, self.log_stream),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -131,18 +167,19 @@ class Environment:
             raise
         finally:
             child_sock.close()
+            os.close(record_fd)  # both processes keep their mapping
         self.sock = parent_sock
         self.fd = parent_sock.fileno()
         parent_sock.setblocking(False)
         self.state = "init"  # init | idle | busy | dead
         self.job: _Job | None = job
+        self.conns: set[int] = set()  # handed-off connections this environment serves
         self.init_ms: float | None = None
         self.invocations = 0
         self._in = bytearray()
         self._out = b""
         self._timer: Timer | None = None
         self._job_started = 0.0
-        self._timeout_kind = "timeout"
         assert self.proc.stdout is not None
         self._pump = threading.Thread(
             target=_pump_lines,
@@ -151,14 +188,27 @@ class Environment:
             daemon=True,
         )
         self._pump.start()
-        setup = {
+        setup: dict[str, Any] = {
             "handler": spec.handler,
             "function_name": spec.name,
             "memory_mb": spec.memory_mb,
+            "timeout_s": spec.timeout_s,
             "arn": function_arn(spec.name, pool.region, pool.account_id),
             "log_stream": self.log_stream,
             "sys_path": [p for p in sys.path if p],
+            "record_fd": record_fd,
         }
+        handoff = pool.handoff
+        if handoff is not None:
+            setup.update(
+                handoff=True,
+                routes=handoff.routes,
+                port=handoff.port,
+                account_id=handoff.account_id,
+                integration_timeout_s=handoff.integration_timeout_s,
+                access_log=handoff.access_log,
+                max_body=handoff.max_body,
+            )
         self.loop.add_reader(self.fd, self._on_readable)
         self._timer = self.loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
         self._send(json.dumps(setup).encode())
@@ -217,6 +267,21 @@ class Environment:
 
     def _on_frame(self, frame: bytes) -> None:
         kind = frame[:1]
+        if kind == b"L":
+            self.pool.log(frame[1:].decode("utf-8", "replace"))
+            return
+        if kind in (b"b", b"c"):
+            host = self.pool.handoff.host if self.pool.handoff else None
+            # Frames come only from our own worker over a private socket pair.
+            value = pickle.loads(frame[1:])  # noqa: S301
+            conn_id = value[0] if kind == b"b" else value
+            self.conns.discard(conn_id)
+            if host is not None:
+                if kind == b"b":
+                    host.handback(conn_id, value[1])
+                else:
+                    host.conn_closed(conn_id)
+            return
         if self.state == "init":
             if self._timer is not None:
                 self._timer.cancel()
@@ -238,8 +303,6 @@ class Environment:
             return  # a late reply after a timeout: the job is already answered
         job = self.job
         self.job = None
-        if self._timer is not None:
-            self._timer.cancel()
         duration = (time.monotonic() - self._job_started) * 1000
         self.state = "idle"
         if kind == b"o":
@@ -248,6 +311,10 @@ class Environment:
                 payload=frame[1:].decode("utf-8"),
                 aws_request_id=job.aws_request_id,
                 duration_ms=duration,
+            )
+        elif kind == b"x":
+            result = InvocationResult(
+                kind="integration_timeout", aws_request_id=job.aws_request_id, duration_ms=duration
             )
         else:
             result = InvocationResult(
@@ -266,43 +333,68 @@ class Environment:
         self.state = "busy"
         self.job = job
         self.invocations += 1
-        now = time.monotonic()
-        self._job_started = now
-        function_timeout = float(self.spec.timeout_s)
-        remaining = job.deadline - now
-        wait = max(0.001, min(function_timeout, remaining))
-        # Which limit strikes first: the function's own (a function error) or API Gateway's.
-        self._timeout_kind = "timeout" if function_timeout <= remaining else "integration_timeout"
-        deadline_ms = int(time.time() * 1000 + function_timeout * 1000)
-        self._timer = self.loop.call_later(wait, self._on_timeout)
-        self._send(pickle.dumps((job.event, job.aws_request_id, deadline_ms), protocol=5))
+        self._job_started = time.monotonic()
+        message = (job.event, job.aws_request_id, job.seq, job.deadline)
+        self._send(b"j" + pickle.dumps(message, protocol=5))
 
-    def _on_timeout(self) -> None:
-        job = self.job
-        if self.state != "busy" or job is None:
+    def hand_off(self, conn_id: int, sock: socket.socket, ip: str) -> bool:
+        """Pass a client connection to this environment; False if it cannot take it now."""
+        if self.state not in ("idle", "busy") or self._out:
+            return False
+        payload = b"h" + pickle.dumps((conn_id, ip))
+        data = len(payload).to_bytes(4, "big") + payload
+        try:
+            sent = socket.send_fds(self.sock, [data], [sock.fileno()])
+        except OSError:
+            return False
+        if sent < len(data):  # the descriptor went with the first byte
+            self._out = data[sent:]
+            self.loop.add_writer(self.fd, self._on_writable)
+        self.conns.add(conn_id)
+        return True
+
+    def check(self, now: float) -> None:
+        """Kill the environment if what it runs is past its deadline (monitor tick)."""
+        if self.record[_KIND_OFFSET] == KIND_IDLE:
             return
-        self.job = None
-        duration = (time.monotonic() - self._job_started) * 1000
-        self.kill()
+        deadline, conn_id, seq, rid, kind = RECORD.unpack_from(self.record, 0)
+        if kind == KIND_IDLE or now < deadline:
+            return
         function_timeout = float(self.spec.timeout_s)
-        if self._timeout_kind == "timeout":
+        if kind == KIND_FUNCTION:
             result = InvocationResult(
                 kind="timeout",
                 error={
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": f"Task timed out after {function_timeout:.2f} seconds",
                 },
-                aws_request_id=job.aws_request_id,
-                duration_ms=duration,
+                aws_request_id=rid.decode(),
             )
         else:
-            result = InvocationResult(
-                kind="integration_timeout",
-                aws_request_id=job.aws_request_id,
-                duration_ms=duration,
-            )
-        result.init_ms = job.init_ms
-        job.callback(result)
+            result = InvocationResult(kind="integration_timeout", aws_request_id=rid.decode())
+        self._die(result, conn_id, seq)
+
+    def _die(self, result: InvocationResult, conn_id: int, seq: int) -> None:
+        """Kill, then answer whoever waited: the running request gets ``result``, a gateway
+        job that had not started yet is queued again, other connections are closed."""
+        job = self.job if self.state == "busy" else None
+        self.job = None
+        conns = set(self.conns)
+        self.conns.clear()
+        if job is not None:
+            result.duration_ms = (time.monotonic() - self._job_started) * 1000
+        self.kill()
+        if job is not None and conn_id >= 0:
+            self.pool._requeue(job)  # it never started: a delegated request was running
+        elif job is not None:
+            result.init_ms = job.init_ms
+            result.aws_request_id = result.aws_request_id or job.aws_request_id
+            job.callback(result)
+        host = self.pool.handoff.host if self.pool.handoff else None
+        if host is None:
+            return
+        for cid in conns:
+            host.conn_failed(cid, result if cid == conn_id else None, self.spec)
 
     def _on_init_timeout(self) -> None:
         if self.state == "init":
@@ -321,19 +413,13 @@ class Environment:
         if self.state == "init":
             self._fail_init(_exit_error("init"))
             return
-        job = self.job if self.state == "busy" else None
-        self.job = None
-        duration = (time.monotonic() - self._job_started) * 1000 if job else 0.0
-        self.kill()
-        if job is not None:
-            result = InvocationResult(
-                kind="function_error",
-                error=_exit_error("invoke"),
-                aws_request_id=job.aws_request_id,
-                duration_ms=duration,
-            )
-            result.init_ms = job.init_ms
-            job.callback(result)
+        conn_id, seq = -1, -1
+        if self.record[_KIND_OFFSET] != KIND_IDLE:
+            _deadline, conn_id, seq, _rid, _kind = RECORD.unpack_from(self.record, 0)
+        result = InvocationResult(kind="function_error", error=_exit_error("invoke"))
+        if conn_id < 0 and self.job is not None:
+            result.aws_request_id = self.job.aws_request_id
+        self._die(result, conn_id, seq)
 
     @property
     def alive(self) -> bool:
@@ -402,6 +488,7 @@ class FunctionPool:
         account_id: str,
         log: LogSink,
         loop: Loop,
+        handoff: Handoff | None = None,
     ) -> None:
         self.spec = spec
         self.env = env
@@ -410,13 +497,29 @@ class FunctionPool:
         self.account_id = account_id
         self.log = log
         self.loop = loop
+        self.handoff = handoff
         self._idle: list[Environment] = []
         self._all: set[Environment] = set()
         self._queue: deque[_Job] = deque()
         self._closed = False
+        self.loop.call_later(MONITOR_INTERVAL_S, self._monitor)
 
     def stats(self) -> dict[str, int]:
-        return {"environments": len(self._all), "idle": len(self._idle), "max": self.size}
+        return {
+            "environments": len(self._all),
+            "idle": len(self._idle),
+            "max": self.size,
+            "connections": sum(len(e.conns) for e in list(self._all)),
+        }
+
+    def _monitor(self) -> None:
+        if self._closed:
+            return
+        now = time.monotonic()
+        for environment in list(self._all):
+            if environment.state in ("idle", "busy"):
+                environment.check(now)
+        self.loop.call_later(MONITOR_INTERVAL_S, self._monitor)
 
     def invoke(
         self,
@@ -430,13 +533,40 @@ class FunctionPool:
         if self._closed:
             job.callback(InvocationResult(kind="integration_timeout"))
             return
-        if self._idle:
-            self._idle.pop().run(job)
+        self._schedule(job)
+
+    def _schedule(self, job: _Job) -> None:
+        idle = self._idle
+        if idle:
+            # Prefer an environment that serves no connection of its own: it is really free.
+            for i in range(len(idle) - 1, -1, -1):
+                if not idle[i].conns:
+                    idle.pop(i).run(job)
+                    return
+            idle.pop().run(job)
         elif len(self._all) < self.size:
             self._spawn(job)
         else:
-            job.timer = self.loop.call_later(timeout_s, lambda: self._expire(job))
+            remaining = max(0.0, job.deadline - time.monotonic())
+            job.timer = self.loop.call_later(remaining, lambda: self._expire(job))
             self._queue.append(job)
+
+    def _requeue(self, job: _Job) -> None:
+        if not self._closed and not job.done:
+            self._schedule(job)
+
+    def handoff_target(self) -> Environment | None:
+        """An environment that serves no connection yet (idle ones first), if any."""
+        if self.handoff is None:
+            return None
+        best = None
+        for environment in self._idle:
+            if not environment.conns:
+                return environment
+        for environment in self._all:
+            if environment.state == "busy" and not environment.conns:
+                best = environment
+        return best
 
     def _spawn(self, job: _Job) -> None:
         try:

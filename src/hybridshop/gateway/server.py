@@ -16,6 +16,7 @@ when enabled, the local OIDC issuer + metadata endpoint under ``/_local``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import signal
 import socket
@@ -25,8 +26,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,7 +38,13 @@ from hybridshop.gateway.authorizer import (
     Unauthorized,
 )
 from hybridshop.gateway.events import HttpRequest, build_event, format_request_time, new_request_id
-from hybridshop.gateway.http11 import HttpError, Request, RequestParser
+from hybridshop.gateway.http11 import (
+    HttpDate,
+    HttpError,
+    Request,
+    RequestParser,
+    serialize_response,
+)
 from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
 from hybridshop.gateway.loop import Loop
 from hybridshop.gateway.responses import (
@@ -53,7 +58,12 @@ from hybridshop.gateway.responses import (
     map_result,
 )
 from hybridshop.gateway.routes import RouteTable
-from hybridshop.gateway.runtime import INTEGRATION_TIMEOUT_S, FunctionPool, InvocationResult
+from hybridshop.gateway.runtime import (
+    INTEGRATION_TIMEOUT_S,
+    FunctionPool,
+    Handoff,
+    InvocationResult,
+)
 from hybridshop.lambda_functions import FUNCTIONS, FunctionSpec
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
@@ -61,6 +71,7 @@ IDLE_TIMEOUT_S = 65.0  # idle keep-alive connections are closed after this many 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "lambda_functions" / "openapi.json"
 _RUNTIME_FAILURES = ("Runtime.ExitError", "Runtime.InitTimeout", "Runtime.StartError")
 _stderr_lock = threading.Lock()
+_conn_ids = itertools.count()
 
 
 def stderr_log(line: str) -> None:
@@ -83,6 +94,10 @@ class GatewayConfig:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     quiet: bool = False  # no access-log lines (function output and errors are still logged)
+    # After answering a keep-alive connection's request, pass the socket to an environment
+    # of that function that serves no other connection: it then serves that function's
+    # routes itself (see ``handoff``). Off when a JWT authorizer runs (it stays here).
+    handoff: bool = True
     log: Callable[[str], None] | None = None  # line sink; default: stderr
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
 
@@ -100,6 +115,8 @@ class _Conn:
         "busy",
         "close_after",
         "closed",
+        "conn_id",
+        "delegated",
         "fd",
         "gateway",
         "ip",
@@ -122,6 +139,8 @@ class _Conn:
         self.closed = False
         self.peer_closed = False
         self.last_active = time.monotonic()
+        self.conn_id = next(_conn_ids)
+        self.delegated = False  # an environment reads and answers it (see ``handoff``)
 
     def on_readable(self) -> None:
         try:
@@ -210,24 +229,9 @@ class _Conn:
             return
         self.closed = True
         self.gateway.loop.forget(self.fd)
-        self.gateway._conns.discard(self)
+        self.gateway._conns.pop(self.conn_id, None)
         with contextlib.suppress(OSError):
             self.sock.close()
-
-
-class _Date:
-    """The ``date`` header value, formatted once per second rather than per response."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = ""
-
-    def __call__(self) -> str:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._value = formatdate(now, usegmt=True)
-        return self._value
 
 
 class LocalGateway:
@@ -251,9 +255,9 @@ class LocalGateway:
         self._stopped = threading.Event()
         self._pools: list[FunctionPool] = []
         self._routes: RouteTable[_Target] | None = None
-        self._conns: set[_Conn] = set()
+        self._conns: dict[int, _Conn] = {}
         self._executor: ThreadPoolExecutor | None = None
-        self._date = _Date()
+        self._date = HttpDate()
         self.issuer: LocalIssuer | None = None
         self.authorizer: JwtAuthorizer | None = None
 
@@ -270,6 +274,17 @@ class LocalGateway:
         self._listener = listener
         self._port = int(listener.getsockname()[1])
         routes: list[tuple[str, _Target]] = []
+        handoff = None
+        if self.config.handoff and self.config.authorizer is None:
+            handoff = Handoff(
+                host=self,
+                routes=[(key, spec.name) for spec in self.config.functions for key in spec.routes],
+                port=self._port,
+                account_id=self.config.account_id,
+                integration_timeout_s=self.config.integration_timeout_s,
+                access_log=not self.config.quiet,
+                max_body=MAX_PAYLOAD_BYTES,
+            )
         for spec in self.config.functions:
             env = {**self.config.env, **self.config.function_env.get(spec.name, {})}
             pool = FunctionPool(
@@ -280,6 +295,7 @@ class LocalGateway:
                 account_id=self.config.account_id,
                 log=self._log,
                 loop=self.loop,
+                handoff=handoff,
             )
             self._pools.append(pool)
             routes.extend((key, _Target(spec, pool)) for key in spec.routes)
@@ -347,7 +363,7 @@ class LocalGateway:
         # The loop thread is gone: everything below is ours alone.
         if self._listener is not None:
             self._listener.close()
-        for conn in list(self._conns):
+        for conn in list(self._conns.values()):
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
             conn.close()
@@ -387,12 +403,17 @@ class LocalGateway:
             # Responses go out in one write; without NODELAY, Nagle + delayed ACK add ~40 ms.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(self, sock, address[0])
-            self._conns.add(conn)
+            self._conns[conn.conn_id] = conn
             self.loop.add_reader(conn.fd, conn.on_readable)
 
     def _sweep_idle(self) -> None:
         limit = time.monotonic() - IDLE_TIMEOUT_S
-        for conn in [c for c in self._conns if not c.busy and c.last_active < limit]:
+        idle = [
+            c
+            for c in self._conns.values()
+            if not c.busy and not c.delegated and c.last_active < limit
+        ]
+        for conn in idle:
             conn.close()
         self.loop.call_later(5.0, self._sweep_idle)
 
@@ -427,7 +448,10 @@ class LocalGateway:
             )
 
             def done(response: HttpResponse) -> None:
+                pool = info.pop("_pool", None)
                 self._finish(conn, req, response, request_id, started, received_at, info)
+                if pool is not None:
+                    self._try_handoff(conn, pool)
 
             self._respond(request, request_id, info, done)
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
@@ -470,20 +494,16 @@ class LocalGateway:
     def _serialize(
         self, response: HttpResponse, request_id: str, req: Request | None, close: bool
     ) -> bytes:
-        phrase = _PHRASES.get(response.status, "")
-        lines = [f"HTTP/1.1 {response.status} {phrase}"]
-        lines.extend(f"{k}: {v}" for k, v in response.headers if k.lower() != "content-length")
-        lines.append(f"date: {self._date()}")
-        lines.append(f"content-length: {len(response.body)}")
-        lines.append(f"apigw-requestid: {request_id}")
-        if close:
-            lines.append("connection: close")
-        elif req is not None and req.version == "HTTP/1.0":
-            lines.append("connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        if req is not None and req.method == "HEAD":
-            return head
-        return head + response.body
+        return serialize_response(
+            response.status,
+            response.headers,
+            response.body,
+            request_id=request_id,
+            date=self._date(),
+            close=close,
+            http10_keep_alive=req is not None and req.version == "HTTP/1.0",
+            head_only=req is not None and req.method == "HEAD",
+        )
 
     def _off_loop(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
         """Run blocking ``work`` in the thread pool; ``then(result or exception)`` on the loop."""
@@ -565,7 +585,9 @@ class LocalGateway:
 
         def finished(result: InvocationResult) -> None:
             try:
-                response = self._map(result, target, info)
+                response = self._map(result, target.spec, info)
+                if result.kind == "ok":
+                    info["_pool"] = target.pool
             except Exception as exc:  # noqa: BLE001 - never a traceback to the client
                 self._log(f"[gateway] internal error mapping a result: {exc!r}")
                 response = gateway_message(*INTERNAL_ERROR)
@@ -573,8 +595,10 @@ class LocalGateway:
 
         target.pool.invoke(event, finished, self.config.integration_timeout_s)
 
-    def _map(self, result: InvocationResult, target: _Target, info: dict[str, Any]) -> HttpResponse:
-        info["functionName"] = target.spec.name
+    def _map(
+        self, result: InvocationResult, spec: FunctionSpec, info: dict[str, Any]
+    ) -> HttpResponse:
+        info["functionName"] = spec.name
         info["integrationLatency"] = round(result.duration_ms, 2)
         if result.aws_request_id:
             info["awsRequestId"] = result.aws_request_id
@@ -594,10 +618,69 @@ class LocalGateway:
         if result.kind == "timeout" or error.get("errorType") in _RUNTIME_FAILURES:
             # The worker could not report these itself: say it for it, like Lambda's log.
             self._log(
-                f"[{target.spec.name}] {result.aws_request_id} "
+                f"[{spec.name}] {result.aws_request_id} "
                 f"{error.get('errorType')}: {error.get('errorMessage')}"
             )
         return gateway_message(*INTERNAL_ERROR)
+
+    # -- handed-off connections (``runtime.ConnectionHost``) ---------------------------------
+
+    def _try_handoff(self, conn: _Conn, pool: FunctionPool) -> None:
+        """Let an environment serve this connection's next requests, when nothing is pending."""
+        if (
+            conn.closed
+            or conn.busy
+            or conn.close_after
+            or conn.peer_closed
+            or conn.out
+            or conn.parser.pending()
+        ):
+            return
+        environment = pool.handoff_target()
+        if environment is None:
+            return
+        self.loop.remove_reader(conn.fd)
+        if environment.hand_off(conn.conn_id, conn.sock, conn.ip):
+            conn.delegated = True
+        else:
+            self.loop.add_reader(conn.fd, conn.on_readable)
+
+    def handback(self, conn_id: int, data: bytes) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.closed:
+            return
+        conn.delegated = False
+        conn.last_active = time.monotonic()
+        conn.parser.feed(data)
+        self.loop.add_reader(conn.fd, conn.on_readable)
+        conn.process()
+
+    def conn_closed(self, conn_id: int) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is not None:
+            conn.close()
+
+    def conn_failed(
+        self, conn_id: int, result: InvocationResult | None, spec: FunctionSpec
+    ) -> None:
+        """The environment serving this connection died: answer its request (if one was
+        running) on our own descriptor, then close, as what it had read is lost."""
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.closed:
+            return
+        conn.delegated = False
+        if result is None:
+            conn.close()
+            return
+        info: dict[str, Any] = {"routeKey": "-"}
+        try:
+            response = self._map(result, spec, info)
+        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+            self._log(f"[gateway] internal error mapping a result: {exc!r}")
+            response = gateway_message(*INTERNAL_ERROR)
+        conn.busy = True
+        conn.close_after = True
+        self._finish(conn, None, response, new_request_id(), time.perf_counter(), time.time(), info)
 
     def _local(self, request: HttpRequest) -> HttpResponse:
         path = request.raw_path
@@ -627,9 +710,6 @@ class LocalGateway:
         if path == "/computeMetadata/v1/instance/service-accounts/default/email":
             return _text(200, SERVICE_ACCOUNT)
         return _text(404, "Not Found\n")
-
-
-_PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
 
 def _checked(result: Any, log: Callable[[str], None]) -> HttpResponse:

@@ -14,13 +14,17 @@ something JSON cannot express fails the same way it would on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-import os
+import mmap
 import pickle
+import socket
+import struct
 import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -57,30 +61,130 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
     return fn
 
 
-def read_frame(fd: int, pending: bytearray) -> bytes | None:
-    """One length-prefixed frame from ``fd`` (None at EOF); ``pending`` keeps extra bytes."""
-    while True:
+# Invocation record shared with the gateway (a memfd both map): while a handler runs it holds
+# the deadline (CLOCK_MONOTONIC is system-wide), what is running and which limit applies, so
+# the gateway enforces timeouts even for requests it never saw (handed-off connections).
+RECORD = struct.Struct("<dqq36sB")  # deadline, conn id (-1), job seq (-1), aws request id, kind
+KIND_IDLE, KIND_FUNCTION, KIND_INTEGRATION = 0, 1, 2
+_KIND_OFFSET = RECORD.size - 1
+
+
+class Record:
+    def __init__(self, fd: int) -> None:
+        self.map = mmap.mmap(fd, RECORD.size)
+
+    def start(self, deadline: float, conn_id: int, seq: int, rid: str, kind: int) -> None:
+        RECORD.pack_into(self.map, 0, deadline, conn_id, seq, rid.encode(), KIND_IDLE)
+        self.map[_KIND_OFFSET] = kind  # written last: the gateway reads kind first
+
+    def clear(self) -> None:
+        self.map[_KIND_OFFSET] = KIND_IDLE
+
+
+def write_frame(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+class Runtime:
+    """The handler plus what every invocation needs (context fields, timeouts, the record)."""
+
+    def __init__(self, setup: dict[str, Any], handler: Callable[[Any, Any], Any]) -> None:
+        self.handler = handler
+        self.function_name: str = setup["function_name"]
+        self.memory_mb: int = setup["memory_mb"]
+        self.arn: str = setup["arn"]
+        self.log_stream: str = setup["log_stream"]
+        self.timeout_s = float(setup["timeout_s"])
+        self.record = Record(setup["record_fd"])
+        self.dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def invoke(
+        self, event: Any, rid: str, deadline: float, kind: int, conn_id: int, seq: int
+    ) -> bytes:
+        """Run the handler once; the reply frame: b"o" + JSON result or b"e" + error JSON."""
+        context = LambdaContext(
+            function_name=self.function_name,
+            memory_limit_in_mb=self.memory_mb,
+            invoked_function_arn=self.arn,
+            aws_request_id=rid,
+            log_stream_name=self.log_stream,
+            deadline_epoch_ms=int(time.time() * 1000 + self.timeout_s * 1000),
+        )
+        self.record.start(deadline, conn_id, seq, rid, kind)
+        try:
+            reply = b"o" + self.dumps(self.handler(event, context)).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            payload = error_payload(exc)
+            if "JSON serializable" in str(exc):
+                payload["errorType"] = "Runtime.MarshalError"
+            log_error(payload, rid)
+            reply = b"e" + json.dumps(payload).encode()
+        except Exception as exc:  # noqa: BLE001 - any handler failure becomes a function error
+            payload = error_payload(exc)
+            log_error(payload, rid)
+            reply = b"e" + json.dumps(payload).encode()
+        finally:
+            self.record.clear()
+        sys.stdout.flush()
+        return reply
+
+    def run_job(self, message: bytes) -> bytes:
+        """A job the gateway dispatched: ``(event, rid, seq, integration deadline)``."""
+        # Frames come only from our own gateway over a private socket pair.
+        event, rid, seq, integration_deadline = pickle.loads(message)  # noqa: S301
+        now = time.monotonic()
+        if now >= integration_deadline:
+            return b"x"  # waited too long behind a handed-off request: API Gateway gave up
+        deadline = now + self.timeout_s
+        kind = KIND_FUNCTION
+        if integration_deadline < deadline:
+            deadline, kind = integration_deadline, KIND_INTEGRATION
+        return self.invoke(event, rid, deadline, kind, -1, seq)
+
+
+class Control:
+    """The gateway's end of the socket pair: frames in (with passed descriptors), frames out."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.pending = bytearray()
+        self.fds: deque[int] = deque()
+
+    def fill(self) -> bool:
+        """One read; False at EOF."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
+        self.fds.extend(fds)
+        if not data:
+            return False
+        self.pending += data
+        return True
+
+    def next_frame(self) -> bytes | None:
+        pending = self.pending
         if len(pending) >= 4:
             size = int.from_bytes(pending[:4], "big")
             if len(pending) >= 4 + size:
                 frame = bytes(pending[4 : 4 + size])
                 del pending[: 4 + size]
                 return frame
-        data = os.read(fd, 1 << 16)
-        if not data:
-            return None
-        pending += data
+        return None
 
+    def read_frame(self) -> bytes | None:
+        """Block until one frame arrives (None at EOF)."""
+        while True:
+            frame = self.next_frame()
+            if frame is not None:
+                return frame
+            if not self.fill():
+                return None
 
-def write_frame(fd: int, payload: bytes) -> None:
-    view = memoryview(len(payload).to_bytes(4, "big") + payload)
-    while view:
-        view = view[os.write(fd, view) :]
+    def send(self, payload: bytes) -> None:
+        write_frame(self.sock, payload)
 
 
 def serve(fd: int) -> None:
-    pending = bytearray()
-    first = read_frame(fd, pending)
+    control = Control(fd)
+    first = control.read_frame()
     if first is None:
         return
     setup: dict[str, Any] = json.loads(first)
@@ -93,60 +197,32 @@ def serve(fd: int) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the gateway like Runtime.ImportModuleError
         payload = error_payload(exc, "Runtime.ImportModuleError")
         log_error(payload)
-        write_frame(fd, b"i" + json.dumps(payload).encode())
+        control.send(b"i" + json.dumps(payload).encode())
         return
-    write_frame(fd, b"r" + str((time.perf_counter() - started) * 1000).encode())
+    runtime = Runtime(setup, handler)
+    control.send(b"r" + str((time.perf_counter() - started) * 1000).encode())
+    if setup.get("handoff"):
+        from hybridshop.gateway.handoff import serve_with_connections
 
-    function_name = setup["function_name"]
-    memory_mb = setup["memory_mb"]
-    arn = setup["arn"]
-    log_stream = setup["log_stream"]
-    loads = pickle.loads
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    stdout = sys.stdout
+        serve_with_connections(control, runtime, setup)
+        return
     while True:
         try:
-            message = read_frame(fd, pending)
+            message = control.read_frame()
         except OSError:
             return
         if message is None:
             return  # the gateway went away: an environment never outlives its gateway
-        event, aws_request_id, deadline_ms = loads(message)
-        context = LambdaContext(
-            function_name=function_name,
-            memory_limit_in_mb=memory_mb,
-            invoked_function_arn=arn,
-            aws_request_id=aws_request_id,
-            log_stream_name=log_stream,
-            deadline_epoch_ms=deadline_ms,
-        )
         try:
-            reply = b"o" + dumps(handler(event, context)).encode()
-        except (TypeError, ValueError, RecursionError) as exc:
-            payload = error_payload(exc)
-            if "JSON serializable" in str(exc):
-                payload["errorType"] = "Runtime.MarshalError"
-            log_error(payload, aws_request_id)
-            reply = b"e" + json.dumps(payload).encode()
-        except Exception as exc:  # noqa: BLE001 - any handler failure becomes a function error
-            payload = error_payload(exc)
-            log_error(payload, aws_request_id)
-            reply = b"e" + json.dumps(payload).encode()
-        stdout.flush()
-        try:
-            write_frame(fd, reply)
+            control.send(runtime.run_job(message[1:]))  # b"j" + job
         except OSError:
             return
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
-    try:
-        serve(fd)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C reaches the whole process group; the gateway reports the shutdown
-    finally:
-        os.close(fd)
+    # Ctrl-C reaches the whole process group; the gateway reports the shutdown.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(int(sys.argv[1]))
 
 
 if __name__ == "__main__":
