@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -148,7 +149,7 @@ class Environment:
         self.spec = spec
         self.loop = pool.loop
         self.log_stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
-        record_fd = os.memfd_create(f"hybridshop-{spec.name}", os.MFD_CLOEXEC)
+        record_fd = _record_fd(spec.name)
         parent_sock, child_sock = socket.socketpair()
         try:
             os.ftruncate(record_fd, RECORD.size)
@@ -459,6 +460,15 @@ class Environment:
             except ProcessLookupError:
                 pass
         self._pump.join(timeout=1.0)
+
+
+def _record_fd(name: str) -> int:
+    """A descriptor of a small shared file: a memfd on Linux, an unlinked temp file elsewhere."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(f"hybridshop-{name}", os.MFD_CLOEXEC)
+    fd, path = tempfile.mkstemp(prefix="hybridshop-record-")
+    os.unlink(path)
+    return fd
 
 
 def _exit_error(phase: str) -> dict[str, Any]:

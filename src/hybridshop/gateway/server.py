@@ -6,7 +6,13 @@ event, invokes the function in a warm worker process (``runtime``) and maps the 
 (``responses``). One event-loop thread (``loop``) serves every connection and talks to
 every worker: per request that is one read from the client, one write to and one read from
 the worker, one write back, with no thread wake-ups in between. Work that may block (JWKS
-fetch, RS256 checks, token signing) runs in a small thread pool and reports back. Gateway-generated errors use API Gateway's own shapes
+fetch, RS256 checks, token signing) runs in a small thread pool and reports back.
+
+Keep-alive connections go further (``handoff``): after answering a connection's request the
+gateway passes the socket to an environment of that function that serves no other
+connection, and that environment answers the next requests for its own routes itself, so a
+purchase costs one process hop instead of two. The gateway keeps its own descriptor and
+enforces timeouts through each environment's shared invocation record. Gateway-generated errors use API Gateway's own shapes
 (``{"message": "Not Found"}`` ...), so clients see the same thing locally and on AWS.
 
 Also served: ``/openapi.json`` (the API document, when present), ``/_local/health`` and,

@@ -2,11 +2,12 @@
 invocations one at a time, keeping module state warm in between (like a warm Lambda).
 
 Run as ``python -m hybridshop.gateway.worker <fd>`` by ``runtime.Environment``; ``fd`` is
-the worker's end of a socket pair carrying length-prefixed frames: a JSON setup, then one
-pickled ``(event, aws_request_id, deadline_ms)`` per invocation; replies are one kind byte
-plus JSON text (plain ``os.read``/``os.write``: no multiprocessing machinery per request). Stdout/stderr stay free for the
-handler's own output, which the gateway prefixes with the function name, as CloudWatch
-would group it by function.
+the worker's end of a socket pair carrying length-prefixed frames: a JSON setup, then
+``b"j"`` + a pickled job per gateway invocation (and, with handoff, ``b"h"`` + a client
+socket passed with SCM_RIGHTS, see ``handoff``); replies are one kind byte plus JSON text.
+Plain reads and writes: no multiprocessing machinery per request. Stdout/stderr stay free
+for the handler's own output, which the gateway prefixes with the function name, as
+CloudWatch would group it by function.
 
 Like the AWS runtime, the return value is serialised to JSON here: a handler returning
 something JSON cannot express fails the same way it would on AWS.
