@@ -361,6 +361,11 @@ class Environment:
         deadline, conn_id, seq, rid, kind = RECORD.unpack_from(self.record, 0)
         if kind == KIND_IDLE or now < deadline:
             return
+        # Take in any reply already written (say, of a gateway job that finished just before
+        # the late request started), so that job is neither lost nor run twice.
+        self._on_readable()
+        if self.state == "dead":
+            return
         function_timeout = float(self.spec.timeout_s)
         if kind == KIND_FUNCTION:
             result = InvocationResult(
