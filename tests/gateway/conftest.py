@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,6 +45,16 @@ class LogLines:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+    def wait_for(self, *fragments: str, timeout: float = 5.0) -> str:
+        """The log text once every fragment is in it. A function's output reaches the log
+        through a reader thread, so it may land just after the HTTP response does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            if all(f in text for f in fragments) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
 
 
 GatewayFactory = Callable[..., tuple[LocalGateway, LogLines]]

@@ -108,7 +108,9 @@ def test_timeout_on_a_kept_connection_is_500_and_environment_replaced(
         elapsed = time.monotonic() - started
         assert response.status_code == 500 and response.json() == INTERNAL_ERROR
         assert 1.9 < elapsed < 6
-        assert "Task timed out after 2.00 seconds" in log.text()
+        assert "Task timed out after 2.00 seconds" in log.wait_for(
+            "Task timed out after 2.00 seconds"
+        )
         assert session.get(gateway.url + "/b/pid").text != first_pid
         assert session.get(gateway.url + "/b/shortcut").status_code == 200
 
@@ -130,7 +132,7 @@ def test_crash_on_a_kept_connection_is_500_and_replaced(make_gateway) -> None:
         assert session.get(gateway.url + "/b/shortcut").status_code == 200
         response = session.get(gateway.url + "/b/exit")
         assert response.status_code == 500 and response.json() == INTERNAL_ERROR
-        assert "Runtime.ExitError" in log.text()
+        assert "Runtime.ExitError" in log.wait_for("Runtime.ExitError")
         boom = session.get(gateway.url + "/b/boom")
         assert boom.status_code == 500 and "Traceback" not in boom.text
         assert session.get(gateway.url + "/b/shortcut").status_code == 200

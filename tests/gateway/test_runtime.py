@@ -64,7 +64,11 @@ def test_handler_exception_is_500_and_traceback_only_in_log(shared_gateway) -> N
     assert response.status_code == 500
     assert response.json() == INTERNAL_ERROR
     assert "secret-detail" not in response.text and "Traceback" not in response.text
-    text = log.text()
+    text = log.wait_for(
+        "[Behaviours] [ERROR]",
+        "[Behaviours] Traceback (most recent call last):",
+        "RuntimeError: secret-detail-in-traceback",
+    )
     assert "[Behaviours] [ERROR]" in text
     assert "[Behaviours] Traceback (most recent call last):" in text
     assert "RuntimeError: secret-detail-in-traceback" in text
@@ -121,7 +125,9 @@ def test_timeout_kills_environment_and_next_call_works(make_gateway) -> None:
         assert response.status_code == 500  # Lambda's own timeout is a function error
         assert response.json() == INTERNAL_ERROR
         assert 1.9 < elapsed < 6
-        assert "Task timed out after 2.00 seconds" in log.text()
+        assert "Task timed out after 2.00 seconds" in log.wait_for(
+            "Task timed out after 2.00 seconds"
+        )
         assert session.get(gateway.url + "/b/pid").text != first_pid  # replaced
         assert session.get(gateway.url + "/b/shortcut").status_code == 200
 
@@ -139,7 +145,7 @@ def test_crashing_environment_is_replaced(shared_gateway) -> None:
     response = requests.get(gateway.url + "/b/exit", timeout=10)
     assert response.status_code == 500
     assert response.json() == INTERNAL_ERROR
-    assert "Runtime.ExitError" in log.text()
+    assert "Runtime.ExitError" in log.wait_for("Runtime.ExitError")
     assert requests.get(gateway.url + "/b/shortcut", timeout=10).status_code == 200
 
 
@@ -149,7 +155,7 @@ def test_import_error_is_500_every_time(shared_gateway) -> None:
         response = requests.get(gateway.url + "/broken", timeout=10)
         assert response.status_code == 500
         assert response.json() == INTERNAL_ERROR
-    assert "Runtime.ImportModuleError" in log.text()
+    assert "Runtime.ImportModuleError" in log.wait_for("Runtime.ImportModuleError")
     assert gateway.health()["functions"]["Broken"]["environments"] == 0
 
 
