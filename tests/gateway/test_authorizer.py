@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -194,3 +195,13 @@ def test_claims_rendered_like_aws() -> None:
     assert claim_as_string(1583352238.0) == "1583352238"
     assert claim_as_string(["admin", "users"]) == "[admin users]"
     assert claim_as_string("x") == "x"
+
+
+def test_first_requests_in_parallel_do_not_starve_the_jwks_fetch(secured) -> None:
+    """The authorizer fetches the local issuer's JWKS from this same gateway; many first
+    requests at once must not occupy every thread that could serve that fetch."""
+    gateway, _, _ = secured
+    token = metadata_token(gateway)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda _: call(gateway, f"Bearer {token}").status_code, range(12)))
+    assert statuses == [200] * 12

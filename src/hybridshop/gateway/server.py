@@ -263,6 +263,10 @@ class LocalGateway:
         self._routes: RouteTable[_Target] | None = None
         self._conns: dict[int, _Conn] = {}
         self._executor: ThreadPoolExecutor | None = None
+        # A second pool for the gateway's own endpoints (/_local issuer, /openapi.json): the
+        # authorizer's threads may be waiting on this very gateway for the issuer's JWKS, so
+        # serving those from the same pool could starve it (all threads waiting on each other).
+        self._local_executor: ThreadPoolExecutor | None = None
         self._date = HttpDate()
         self.issuer: LocalIssuer | None = None
         self.authorizer: JwtAuthorizer | None = None
@@ -320,6 +324,7 @@ class LocalGateway:
                 )
             self.authorizer = JwtAuthorizer(auth)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-slow")
+        self._local_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-local")
         self.loop.add_reader(listener.fileno(), self._accept)
         self.loop.call_later(5.0, self._sweep_idle)
         self._thread = threading.Thread(target=self.loop.run, name="gateway", daemon=True)
@@ -373,8 +378,9 @@ class LocalGateway:
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
             conn.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._executor, self._local_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
         for pool in self._pools:
             pool.close()
         self.loop.close()
@@ -511,9 +517,15 @@ class LocalGateway:
             head_only=req is not None and req.method == "HEAD",
         )
 
-    def _off_loop(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
-        """Run blocking ``work`` in the thread pool; ``then(result or exception)`` on the loop."""
-        assert self._executor is not None
+    def _off_loop(
+        self, work: Callable[[], Any], then: Callable[[Any], None], *, local: bool = False
+    ) -> None:
+        """Run blocking ``work`` in a thread pool; ``then(result or exception)`` on the loop.
+
+        ``local`` work (the gateway's own endpoints) has its own pool: see ``_local_executor``.
+        """
+        executor = self._local_executor if local else self._executor
+        assert executor is not None
 
         def run() -> None:
             try:
@@ -523,7 +535,7 @@ class LocalGateway:
             self.loop.call_soon_threadsafe(lambda: then(result))
 
         try:
-            self._executor.submit(run)
+            executor.submit(run)
         except RuntimeError:  # shutting down
             then(RuntimeError("gateway is stopping"))
 
@@ -539,10 +551,12 @@ class LocalGateway:
             if path == "/_local/health":
                 done(_json(200, self.health()))
                 return
-            self._off_loop(lambda: self._local(request), lambda r: done(_checked(r, self._log)))
+            self._off_loop(
+                lambda: self._local(request), lambda r: done(_checked(r, self._log)), local=True
+            )
             return
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
-            self._off_loop(_openapi, lambda r: done(_checked(r, self._log)))
+            self._off_loop(_openapi, lambda r: done(_checked(r, self._log)), local=True)
             return
         assert self._routes is not None
         match = self._routes.match(request.method, path)
