@@ -74,6 +74,9 @@ UNSUPPORTED = frozenset(
 
 NUMERIC_OID = 1700
 
+# Types whose PostgreSQL text form can end in " BC" (dates before year 1).
+BC_CAPABLE = frozenset(("date", "timestamp", "timestamptz"))
+
 
 @dataclass(frozen=True, slots=True)
 class TypeInfo:
@@ -98,6 +101,17 @@ class ColumnType:
         """SQL turning the VARCHAR ``expr`` (PostgreSQL text output) into the DuckDB type."""
         if self.is_array or self.duckdb == "VARCHAR":
             return expr if not self.is_array else f"CAST({expr} AS JSON)"
+        if self.pg_name in BC_CAPABLE:
+            # BigQuery's DATE/TIMESTAMP start at year 1, and DuckDB's TIMESTAMP cast would even
+            # read '0044-03-15 00:00:00 BC' as AD 44: refuse BC values loudly instead.
+            return (
+                f"CASE WHEN suffix({expr}, ' BC') THEN error('{self.pg_name} value ' || {expr} || "
+                "' is before year 1, which BigQuery cannot store') "
+                f"ELSE {self._plain_cast_sql(expr)} END"
+            )
+        return self._plain_cast_sql(expr)
+
+    def _plain_cast_sql(self, expr: str) -> str:
         if self.pg_name == "timestamptz":
             # Parse the offset (always +00 from our UTC sessions) before dropping the zone.
             return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
@@ -122,7 +136,7 @@ class ColumnType:
         """Like ``cast_sql`` for the text the backfill COPY produces (see ``copied_as_utc``)."""
         if self.copied_as_utc:
             # DuckDB's TIMESTAMP cast reads '0044-03-15 00:00:00 BC' as AD 44: BC values
-            # take the TIMESTAMPTZ path, which refuses them, as before this shortcut.
+            # take ``cast_sql``, which refuses them with a clear message.
             return (
                 f"CASE WHEN suffix({expr}, ' BC') THEN {self.cast_sql(expr)} "
                 f"ELSE CAST({expr} AS TIMESTAMP) END"
