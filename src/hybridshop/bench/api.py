@@ -30,6 +30,7 @@ from typing import Any
 import psycopg2
 from rich.console import Console
 
+from hybridshop.bench.stats import percentile
 from hybridshop.db.embedded import EmbeddedPostgres, client_bin, free_port
 from hybridshop.db.migrate import apply_migrations
 
@@ -240,14 +241,6 @@ def measure_handler_imports(repeats: int = 5) -> dict[str, float]:
     return timings
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def _wait_for_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -311,8 +304,8 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
                     "gateway_tps": round(gw.tps, 1),
                     "pgbench_tps": round(pgb, 1),
                     "ratio": round(gw.tps / pgb, 3) if pgb else None,
-                    "p50_ms": round(_percentile(gw.latencies_ms, 0.50), 2),
-                    "p99_ms": round(_percentile(gw.latencies_ms, 0.99), 2),
+                    "p50_ms": round(percentile(gw.latencies_ms, 50), 2),
+                    "p99_ms": round(percentile(gw.latencies_ms, 99), 2),
                     "errors": gw.errors,
                 }
             console.print("cold imports of the handlers...")

@@ -25,6 +25,7 @@ from typing import Any
 import psycopg2
 import requests
 
+from hybridshop.bench.stats import percentile
 from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.migrate import apply_migrations
 from hybridshop.gateway.authorizer import JwtAuthorizerConfig
@@ -35,12 +36,6 @@ from hybridshop.web.views.storefront import PAGE_SIZE
 
 CATEGORIES = ("home", "kitchen", "fashion", "books", "garden", "toys", "art", "sports")
 TARGET_RATIO = 1.30
-
-
-def _percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def _timed(fn: Callable[[], requests.Response]) -> float:
@@ -127,9 +122,9 @@ def _summary(page_ms: list[float], api_ms: list[float]) -> dict[str, Any]:
     page_p50, api_p50 = statistics.median(page_ms), statistics.median(api_ms)
     return {
         "page_p50_ms": round(page_p50, 2),
-        "page_p99_ms": round(_percentile(page_ms, 99), 2),
+        "page_p99_ms": round(percentile(page_ms, 99), 2),
         "api_p50_ms": round(api_p50, 2),
-        "api_p99_ms": round(_percentile(api_ms, 99), 2),
+        "api_p99_ms": round(percentile(api_ms, 99), 2),
         "ratio": round(page_p50 / api_p50, 3),
         "added_p50_ms": round(page_p50 - api_p50, 2),
     }
