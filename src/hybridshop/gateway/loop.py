@@ -166,3 +166,64 @@ class Loop:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+class SocketWriter:
+    """In-order writes to a non-blocking socket from the loop thread: what the kernel does
+    not take at once is kept and sent when the socket becomes writable.
+
+    ``on_error`` runs when the socket fails (the owner closes or marks it dead);
+    ``on_drained`` runs once kept bytes have all gone out.
+    """
+
+    __slots__ = ("_on_drained", "_on_error", "fd", "loop", "pending", "sock")
+
+    def __init__(
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        *,
+        on_error: Callback,
+        on_drained: Callback | None = None,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.pending = b""
+        self._on_error = on_error
+        self._on_drained = on_drained
+
+    def write(self, data: bytes) -> None:
+        if self.pending:
+            self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._on_error()
+            return
+        self.keep(data[sent:])
+
+    def keep(self, rest: bytes) -> None:
+        """Send ``rest`` (what follows the bytes the socket already took) when writable."""
+        if rest:
+            self.pending = rest
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.pending = b""
+            self.loop.remove_writer(self.fd)
+            self._on_error()
+            return
+        self.pending = self.pending[sent:]
+        if not self.pending:
+            self.loop.remove_writer(self.fd)
+            if self._on_drained is not None:
+                self._on_drained()

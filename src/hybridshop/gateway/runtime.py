@@ -33,7 +33,7 @@ from typing import IO, Any, Protocol
 
 from hybridshop.gateway.context import function_arn
 from hybridshop.gateway.events import new_uuid
-from hybridshop.gateway.loop import Loop, Timer
+from hybridshop.gateway.loop import Loop, SocketWriter, Timer
 from hybridshop.gateway.worker import KIND_FUNCTION, KIND_IDLE, RECORD
 from hybridshop.lambda_functions import FunctionSpec
 
@@ -45,6 +45,10 @@ MONITOR_INTERVAL_S = 0.05  # how often invocation records are checked against th
 _KIND_OFFSET = RECORD.size - 1
 
 LogSink = Callable[[str], None]
+
+
+def _ignore() -> None:
+    """Nothing to do: a worker socket that fails is reported by its read side."""
 
 
 @dataclass
@@ -178,7 +182,7 @@ class Environment:
         self.init_ms: float | None = None
         self.invocations = 0
         self._in = bytearray()
-        self._out = b""
+        self.writer = SocketWriter(self.loop, parent_sock, on_error=_ignore)
         self._timer: Timer | None = None
         self._job_started = 0.0
         assert self.proc.stdout is not None
@@ -217,32 +221,8 @@ class Environment:
     # -- I/O -------------------------------------------------------------------------------
 
     def _send(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(4, "big") + payload
-        if self._out:
-            self._out += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the read side reports the dead process
-        if sent < len(data):
-            self._out = data[sent:]
-            self.loop.add_writer(self.fd, self._on_writable)
-
-    def _on_writable(self) -> None:
-        try:
-            sent = self.sock.send(self._out)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._out = b""
-            self.loop.remove_writer(self.fd)
-            return
-        self._out = self._out[sent:]
-        if not self._out:
-            self.loop.remove_writer(self.fd)
+        # A write error needs no handling here: the read side reports the dead process.
+        self.writer.write(len(payload).to_bytes(4, "big") + payload)
 
     def _on_readable(self) -> None:
         try:
@@ -340,7 +320,7 @@ class Environment:
 
     def hand_off(self, conn_id: int, sock: socket.socket, ip: str) -> bool:
         """Pass a client connection to this environment; False if it cannot take it now."""
-        if self.state not in ("idle", "busy") or self._out:
+        if self.state not in ("idle", "busy") or self.writer.pending:
             return False
         payload = b"h" + pickle.dumps((conn_id, ip))
         data = len(payload).to_bytes(4, "big") + payload
@@ -348,9 +328,7 @@ class Environment:
             sent = socket.send_fds(self.sock, [data], [sock.fileno()])
         except OSError:
             return False
-        if sent < len(data):  # the descriptor went with the first byte
-            self._out = data[sent:]
-            self.loop.add_writer(self.fd, self._on_writable)
+        self.writer.keep(data[sent:])  # the descriptor went with the first byte
         self.conns.add(conn_id)
         return True
 

@@ -52,7 +52,7 @@ from hybridshop.gateway.http11 import (
     serialize_response,
 )
 from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
-from hybridshop.gateway.loop import Loop
+from hybridshop.gateway.loop import Loop, SocketWriter
 from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
     NOT_FOUND,
@@ -127,10 +127,10 @@ class _Conn:
         "gateway",
         "ip",
         "last_active",
-        "out",
         "parser",
         "peer_closed",
         "sock",
+        "writer",
     )
 
     def __init__(self, gateway: LocalGateway, sock: socket.socket, ip: str) -> None:
@@ -139,7 +139,9 @@ class _Conn:
         self.fd = sock.fileno()
         self.ip = ip
         self.parser = RequestParser(MAX_PAYLOAD_BYTES)
-        self.out = b""
+        self.writer = SocketWriter(
+            gateway.loop, sock, on_error=self.close, on_drained=self._drained
+        )
         self.busy = False
         self.close_after = False
         self.closed = False
@@ -189,42 +191,19 @@ class _Conn:
             self.gateway._dispatch(self, request)
 
     def write(self, data: bytes) -> None:
-        if self.closed:
-            return
-        if self.out:
-            self.out += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self.close()
-            return
-        if sent < len(data):
-            self.out = data[sent:]
-            self.gateway.loop.add_writer(self.fd, self.on_writable)
+        if not self.closed:
+            self.writer.write(data)
 
-    def on_writable(self) -> None:
-        try:
-            sent = self.sock.send(self.out)
-        except BlockingIOError:
-            return
-        except OSError:
+    def _drained(self) -> None:
+        if self.close_after or self.peer_closed:
             self.close()
-            return
-        self.out = self.out[sent:]
-        if not self.out:
-            self.gateway.loop.remove_writer(self.fd)
-            if self.close_after or self.peer_closed:
-                self.close()
 
     def finished(self) -> None:
         """The response is queued: close or go on with pipelined requests."""
         self.busy = False
         self.last_active = time.monotonic()
         if self.close_after or self.peer_closed:
-            if not self.out:
+            if not self.writer.pending:
                 self.close()
             return
         if self.parser.buffer:
@@ -652,7 +631,7 @@ class LocalGateway:
             or conn.busy
             or conn.close_after
             or conn.peer_closed
-            or conn.out
+            or conn.writer.pending
             or conn.parser.pending()
         ):
             return
