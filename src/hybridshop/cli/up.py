@@ -166,17 +166,16 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
 
 def _start_replicator(stack: Stack, dsn: str) -> None:
-    try:
-        from hybridshop.datastream.service import start_replicator
-    except ImportError:
-        console.print("[yellow]local Datastream is not available in this version; skipping[/]")
-        return
-    handle = start_replicator(dsn, settings.state_dir() / "warehouse.duckdb")
+    from hybridshop.datastream.service import snapshot_path_for, start_replicator
+
+    warehouse = settings.state_dir() / "warehouse.duckdb"
+    handle = start_replicator(dsn, warehouse)
     stack.stops.append(("replicator", handle.stop))
+    # Other processes cannot open a DuckDB file that one process writes: they read the copy.
     stack.urls.append(
         (
-            "Warehouse (DuckDB)",
-            str(settings.state_dir() / "warehouse.duckdb"),
+            "Warehouse (DuckDB, read this copy)",
+            str(snapshot_path_for(warehouse)),
             "Datastream -> BigQuery",
         )
     )
