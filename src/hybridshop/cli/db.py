@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    import psycopg2.extensions
 
 app = typer.Typer(
     help="The catalog database: migrations, demo data, the embedded server.", no_args_is_help=True
@@ -17,7 +21,7 @@ PG_PORT = typer.Option(
 )
 
 
-def _connect(pg_port: int | None):  # type: ignore[no-untyped-def]
+def _connect(pg_port: int | None) -> psycopg2.extensions.connection:
     import psycopg2
 
     from hybridshop.stack import ensure_database
@@ -80,12 +84,11 @@ def status(pg_port: int | None = PG_PORT) -> None:
         pending = pending_migrations(conn)
         with conn.cursor() as cur:
             cur.execute("SELECT version(), current_setting('wal_level')")
-            version, wal_level = cur.fetchone()
-            counts = {}
+            version, wal_level = cur.fetchall()[0]
+            counts: dict[str, int] = {}
             if not pending:
-                for table in ("products", "orders"):
-                    cur.execute(f"SELECT count(*) FROM {table}")
-                    counts[table] = cur.fetchone()[0]
+                cur.execute("SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM orders)")
+                counts["products"], counts["orders"] = cur.fetchall()[0]
         dsn = conn.dsn
     finally:
         conn.close()
