@@ -85,7 +85,12 @@ class Tile:
             "title": self.title,
             "type": self.type,
             "kind": self.kind,
-            "layout": {"row": self.row, "col": self.col, "width": self.width, "height": self.height},
+            "layout": {
+                "row": self.row,
+                "col": self.col,
+                "width": self.width,
+                "height": self.height,
+            },
             "columns": [c.to_dict() for c in self.columns],
             "rows": self.rows,
             "text": self.text,
@@ -229,7 +234,8 @@ def build_tile(
         return tile
     started = time.perf_counter()
     try:
-        compiled = compile_element(project, dashboard, tile.name, dict(filters or {}))
+        dashboard_name = dashboard if isinstance(dashboard, str) else _attr(dashboard, "name")
+        compiled = compile_element(project, dashboard_name, tile.name, dict(filters or {}))
     except Exception as exc:  # noqa: BLE001 - one bad tile must not take the dashboard down
         tile.errors.append(f"{tile.name}: cannot compile: {exc}")
         return tile

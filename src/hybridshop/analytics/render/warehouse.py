@@ -172,7 +172,9 @@ class WarehouseFile:
             try:
                 changed = self._refresh()
             except WarehouseUnavailable as exc:
-                self._state = WarehouseState(version="none", checked_at_ms=_now_ms(), error=str(exc))
+                self._state = WarehouseState(
+                    version="none", checked_at_ms=_now_ms(), error=str(exc)
+                )
                 return self._state
             if changed or self._state is None or self._state.error:
                 assert self._con is not None
