@@ -148,7 +148,9 @@ def query(
     for f in compiled.fields:
         table.add_column(f.label, justify="right" if f.is_measure else "left")
     for r in rows:
-        table.add_row(*("∅" if r.get(f.name) is None else str(r.get(f.name)) for f in compiled.fields))
+        table.add_row(
+            *("∅" if r.get(f.name) is None else str(r.get(f.name)) for f in compiled.fields)
+        )
     Console().print(table)
 
 

@@ -233,6 +233,8 @@ class Project:
     views: dict[str, View] = _field(default_factory=dict)
     dashboards: dict[str, Dashboard] = _field(default_factory=dict)
     errors: list[ElementError] = _field(default_factory=list)
+    # fields that cannot compile (parameter, Liquid, unsupported type): ref -> file:line reason
+    broken: dict[str, str] = _field(default_factory=dict)
 
     def explore(self, model: str | None, name: str | None) -> Explore | None:
         if name is None:
@@ -343,7 +345,7 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that records, for every mapping, the line of each key."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     lines = {}
     for key_node, _ in node.value:
@@ -357,7 +359,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _strip_meta(value: Any) -> Any:
+def _strip_meta(value: Any) -> Any:  # dicts keep their str keys
     if isinstance(value, dict):
         return {
             k: _strip_meta(v)
@@ -391,6 +393,10 @@ class _Loader:
     def error(self, file: str, line: int, element: str, message: str) -> None:
         self.project.errors.append(ElementError(file, line, element, message))
 
+    def broken(self, f: Field, message: str) -> None:
+        self.error(f.file, f.line, f.ref, message)
+        self.project.broken.setdefault(f.ref, f"{f.file}:{f.line}: {message}")
+
     def read(self, rel: str) -> str:
         return (self.root / rel).read_text(encoding="utf-8")
 
@@ -408,7 +414,7 @@ class _Loader:
         text = self.substitute_constants(rel, self.read(rel))
         try:
             return lkml.load(text), text
-        except Exception as exc:  # lkml raises its own SyntaxError subclasses
+        except (SyntaxError, KeyError, TypeError, ValueError) as exc:  # lkml's parse errors
             msg = str(exc)
             m = re.search(r"line (\d+)", msg)
             self.error(rel, int(m.group(1)) if m else 1, "", f"LookML syntax error: {msg}")
@@ -445,7 +451,7 @@ class _Loader:
         text = self.read(rel)
         try:
             data = lkml.load(text)
-        except Exception as exc:
+        except (SyntaxError, KeyError, TypeError, ValueError) as exc:
             self.error(rel, 1, "", f"LookML syntax error: {exc}")
             return
         for c in data.get("constants", []):
@@ -466,8 +472,12 @@ class _Loader:
             week_start_day=str(data.get("week_start_day", "monday")),
         )
         if model.week_start_day != "monday":
-            self.error(rel, src.line("week_start_day", model.week_start_day), "",
-                       "week_start_day other than monday is not supported yet")
+            self.error(
+                rel,
+                src.line("week_start_day", model.week_start_day),
+                "",
+                "week_start_day other than monday is not supported yet",
+            )
         if not model.connection:
             self.error(rel, 1, name, "model has no connection")
         self.project.models[name] = model
@@ -495,8 +505,12 @@ class _Loader:
             )
             for key in ("always_filter", "conditionally_filter", "access_filter", "extends"):
                 if key in e:
-                    self.error(rel, src.line(key, "", start, end) if False else explore.line,
-                               e["name"], f"explore {key} is not supported yet")
+                    self.error(
+                        rel,
+                        src.line(key, "", start, end) if False else explore.line,
+                        e["name"],
+                        f"explore {key} is not supported yet",
+                    )
             for j in e.get("joins", []):
                 jline = src.line("join", j["name"], start, end)
                 join = Join(
@@ -510,15 +524,28 @@ class _Loader:
                     required_joins=list(j.get("required_joins", [])),
                 )
                 if join.sql_on is None:
-                    self.error(rel, jline, f"{e['name']}.{j['name']}",
-                               "join has no sql_on (foreign_key / sql_where are not supported)")
-                if join.relationship not in ("many_to_one", "one_to_many", "one_to_one",
-                                             "many_to_many"):
-                    self.error(rel, jline, f"{e['name']}.{j['name']}",
-                               f"unknown relationship {join.relationship!r}")
+                    self.error(
+                        rel,
+                        jline,
+                        f"{e['name']}.{j['name']}",
+                        "join has no sql_on (foreign_key / sql_where are not supported)",
+                    )
+                if join.relationship not in (
+                    "many_to_one",
+                    "one_to_many",
+                    "one_to_one",
+                    "many_to_many",
+                ):
+                    self.error(
+                        rel,
+                        jline,
+                        f"{e['name']}.{j['name']}",
+                        f"unknown relationship {join.relationship!r}",
+                    )
                 if join.type not in ("left_outer", "inner", "full_outer", "cross"):
-                    self.error(rel, jline, f"{e['name']}.{j['name']}",
-                               f"unknown join type {join.type!r}")
+                    self.error(
+                        rel, jline, f"{e['name']}.{j['name']}", f"unknown join type {join.type!r}"
+                    )
                 explore.joins[join.name] = join
             model.explores[explore.name] = explore
         return resolved
@@ -594,13 +621,15 @@ class _Loader:
                 for k, val in cond.items():
                     f.filters.append((k, str(val)))
         if kind == "measure" and ftype not in MEASURE_TYPES:
-            self.error(rel, line, f.ref, f"measure type {ftype!r} is not supported yet")
+            self.broken(f, f"measure type {ftype!r} is not supported yet")
         if kind == "dimension" and ftype not in DIMENSION_TYPES:
-            self.error(rel, line, f.ref, f"dimension type {ftype!r} is not supported yet")
+            self.broken(f, f"dimension type {ftype!r} is not supported yet")
         if kind == "parameter":
-            self.error(rel, line, f.ref, "parameters are not supported yet")
-        if f.sql and _LIQUID.search(f.sql):
-            self.error(rel, line, f.ref, "Liquid templates are not supported yet")
+            self.broken(f, "parameters are not supported yet")
+        if kind == "filter":
+            self.broken(f, "filter-only fields (filter:) are not supported yet")
+        if any(_LIQUID.search(str(d.get(k) or "")) for k in ("sql", "html", "label", "link")):
+            self.broken(f, "Liquid templates are not supported yet")
         if f.name in view.fields:
             self.error(rel, line, f.ref, "field defined twice")
         view.fields[f.name] = f
@@ -608,8 +637,12 @@ class _Loader:
     def add_group(self, view: View, g: dict[str, Any], rel: str, line: int) -> None:
         gtype = str(g.get("type", "time"))
         if gtype != "time":
-            self.error(rel, line, f"{view.name}.{g['name']}",
-                       f"dimension_group type {gtype!r} is not supported yet")
+            self.error(
+                rel,
+                line,
+                f"{view.name}.{g['name']}",
+                f"dimension_group type {gtype!r} is not supported yet",
+            )
             return
         frames = list(g.get("timeframes", DEFAULT_TIMEFRAMES))
         for tf in frames:
@@ -622,10 +655,7 @@ class _Loader:
             )
             tf_label = " ".join(w[:1].upper() + w[1:] for w in tf.replace("_", " ").split())
             sql = g.get("sql")
-            if sql and _LIQUID.search(sql):
-                self.error(rel, line, f"{view.name}.{g['name']}",
-                           "Liquid templates are not supported yet")
-            view.fields[name] = Field(
+            view.fields[name] = tf_field = Field(
                 view=view.name,
                 name=name,
                 category="dimension",
@@ -642,6 +672,8 @@ class _Loader:
                 datatype=g.get("datatype", "timestamp"),
                 raw=g,
             )
+            if sql and _LIQUID.search(sql):
+                self.broken(tf_field, "Liquid templates are not supported yet")
 
     def load_dashboards(self, rel: str) -> None:
         text = self.read(rel)
@@ -681,7 +713,8 @@ class _Loader:
                     name=fname,
                     title=str(f.get("title", fname)),
                     type=str(f.get("type", "field_filter")),
-                    default_value="" if f.get("default_value") is None
+                    default_value=""
+                    if f.get("default_value") is None
                     else str(f.get("default_value")),
                     file=rel,
                     line=int(f.get("__line__", dash.line)),
@@ -714,8 +747,10 @@ class _Loader:
                 fill_fields=[str(x) for x in e.get("fill_fields", []) or []],
                 sorts=[str(x) for x in e.get("sorts", []) or []],
                 limit=int(limit) if limit is not None else None,
-                filters={str(k): "" if v is None else str(v)
-                         for k, v in _strip_meta(e.get("filters") or {}).items()},
+                filters={
+                    str(k): "" if v is None else str(v)
+                    for k, v in _strip_meta(e.get("filters") or {}).items()
+                },
                 listen={str(k): str(v) for k, v in _strip_meta(e.get("listen") or {}).items()},
                 row=int(e.get("row", 0) or 0),
                 col=int(e.get("col", 0) or 0),
@@ -740,12 +775,20 @@ class _Loader:
         for model in self.project.models.values():
             for explore in model.explores.values():
                 if explore.view_name not in self.project.views:
-                    self.error(explore.file, explore.line, explore.name,
-                               f"explore's view {explore.view_name!r} is not defined")
+                    self.error(
+                        explore.file,
+                        explore.line,
+                        explore.name,
+                        f"explore's view {explore.view_name!r} is not defined",
+                    )
                 for join in explore.joins.values():
                     if join.view_name not in self.project.views:
-                        self.error(join.file, join.line, f"{explore.name}.{join.name}",
-                                   f"joined view {join.view_name!r} is not defined")
+                        self.error(
+                            join.file,
+                            join.line,
+                            f"{explore.name}.{join.name}",
+                            f"joined view {join.view_name!r} is not defined",
+                        )
 
 
 def load_project(path: str | Path | None = None) -> Project:

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+ALIAS = "warehouse"  # the attached file's catalog name
 RETIRE_AFTER_S = 60.0  # a replaced connection is closed once no query can still be using it
 
 
@@ -70,6 +71,25 @@ class WarehouseState:
         }
 
 
+def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with ``path`` attached read-only as its default catalog.
+
+    Not ``duckdb.connect(path)``: DuckDB caches database instances by path within a process,
+    so after the file was replaced that would hand back the old copy. An attached file is
+    opened anew each time.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {literal} AS {ALIAS} (READ_ONLY)")
+        con.execute(f"USE {ALIAS}")
+        con.execute("SET TimeZone = 'UTC'")
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -77,7 +97,8 @@ def _now_ms() -> int:
 class WarehouseFile:
     """A DuckDB file opened read-only, re-opened when the file is replaced.
 
-    ``cursor()`` gives a cursor (its ``TimeZone`` set to UTC) on the newest copy;
+    ``cursor()`` gives a cursor (its ``TimeZone`` set to UTC, the file as its default
+    catalog) on the newest copy;
     ``state()`` is cheap (one ``stat`` unless the file changed) and is what the page polls.
     """
 
@@ -112,7 +133,7 @@ class WarehouseFile:
         if identity == self._identity and self._con is not None:
             return False
         try:
-            con = duckdb.connect(str(self.path), read_only=True)
+            con = open_read_only(self.path)
         except duckdb.Error as exc:
             if self._con is not None:
                 return False  # keep the previous copy; try again at the next check
@@ -120,7 +141,6 @@ class WarehouseFile:
                 f"cannot open {self.path}: {exc}. While a replicator writes a warehouse, "
                 "open its read copy (warehouse.read.duckdb) instead"
             ) from None
-        con.execute("SET TimeZone = 'UTC'")
         if self._con is not None:
             self._retired.append((time.monotonic(), self._con))
         self._con, self._identity = con, identity
@@ -146,6 +166,7 @@ class WarehouseFile:
             assert self._con is not None
             cur = self._con.cursor()
         try:
+            cur.execute(f"USE {ALIAS}")
             cur.execute("SET TimeZone = 'UTC'")
             yield cur
         finally:
@@ -179,6 +200,7 @@ class WarehouseFile:
             if changed or self._state is None or self._state.error:
                 assert self._con is not None
                 cur = self._con.cursor()
+                cur.execute(f"USE {ALIAS}")
                 try:
                     self._state = read_state(cur, fallback_version=_identity_str(self._identity))
                 finally:
@@ -205,7 +227,8 @@ def read_state(cur: Any, *, fallback_version: str) -> WarehouseState:
     """
     tables = cur.execute(
         "SELECT table_schema, table_name FROM information_schema.columns "
-        "WHERE column_name = 'datastream_metadata' ORDER BY table_schema, table_name"
+        "WHERE column_name = 'datastream_metadata' AND table_catalog = current_database() "
+        "ORDER BY table_schema, table_name"
     ).fetchall()
     fresh: list[TableFreshness] = []
     for schema, name in tables:
@@ -217,7 +240,8 @@ def read_state(cur: Any, *, fallback_version: str) -> WarehouseState:
         fresh.append(TableFreshness(label, int(rows), None if latest is None else int(latest)))
     version, last_change = fallback_version, None
     has_state = cur.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_datastream_state'"
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = '_datastream_state' AND table_catalog = current_database()"
     ).fetchone()[0]
     if has_state:
         applied, last_commit = cur.execute(
