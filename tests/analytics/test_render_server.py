@@ -1,0 +1,241 @@
+"""The dashboards server over HTTP on loopback, on a real DuckDB warehouse file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from hybridshop.analytics.render import DashboardServer, make_dashboard_server
+
+from .render_support import XSS, Shop, compiler_kwargs, demo_shop, make_project, write_warehouse
+
+BROKEN = """\
+- dashboard: broken_one
+  title: Broken one
+  layout: newspaper
+  elements:
+  - name: broken
+    title: Broken tile
+    type: looker_column
+    model: hybridshop
+    explore: orders
+    fields: [public_orders.nope]
+    row: 0
+    col: 0
+    width: 12
+    height: 6
+  - name: fine
+    title: Fine tile
+    type: single_value
+    model: hybridshop
+    explore: orders
+    fields: [public_orders.count]
+    row: 0
+    col: 12
+    width: 12
+    height: 6
+"""
+
+
+@pytest.fixture
+def shop() -> Shop:
+    return demo_shop()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, shop: Shop) -> Path:
+    path = tmp_path / "warehouse.read.duckdb"
+    write_warehouse(path, shop)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "looker", [("broken.dashboard.lookml", BROKEN)])
+
+
+@pytest.fixture
+def server(warehouse: Path, project: Path) -> Iterator[DashboardServer]:
+    srv = make_dashboard_server(warehouse, "127.0.0.1", 0, project_dir=project, **compiler_kwargs())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def get(server: DashboardServer, path: str, **kw: object) -> requests.Response:
+    return requests.get(server.url + path, timeout=30, **kw)  # type: ignore[arg-type]
+
+
+def tiles(server: DashboardServer, query: str = "") -> dict[str, dict]:
+    resp = get(server, "/api/dashboards/render_check" + query)
+    assert resp.status_code == 200, resp.text
+    return {t["name"]: t for t in resp.json()["tiles"]}
+
+
+def test_index_lists_dashboards_and_project_problems(server: DashboardServer):
+    resp = get(server, "/")
+    assert resp.status_code == 200
+    assert "Render check" in resp.text and "Broken one" in resp.text
+    assert 'href="/dashboards/render_check"' in resp.text
+    assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+
+
+def test_every_tile_type_with_hand_computed_values(server: DashboardServer, shop: Shop):
+    t = tiles(server)
+    assert {x["kind"] for x in t.values()} == {"text", "single_value", "chart", "table"}
+    total = shop.revenue()
+    assert total == Decimal("462.40")  # 99 + 58.50 + 25 + 120 + 39.90 + 75 + 45
+    assert t["revenue"]["text"][0]["f0"] == "€462.40"
+    assert t["orders_count"]["text"][0]["f0"] == "7"
+    assert t["revenue"]["layout"] == {"row": 0, "col": 8, "width": 8, "height": 4}
+    # charts: Vega-Lite specs with the formatted value next to each number
+    by_cat = {r["xl"]: r["y"] for r in t["revenue_by_category"]["spec"]["data"]["values"]}
+    assert by_cat == {"home": 219.0, "kitchen": 173.4, "fashion": 70.0}
+    assert t["revenue_by_category"]["spec"]["mark"]["type"] == "bar"
+    assert t["top_products"]["spec"]["encoding"]["y"]["field"] == "xl"  # Looker's bar is horizontal
+    assert t["share"]["spec"]["mark"]["type"] == "arc"
+    line = t["revenue_by_day"]["spec"]
+    assert line["encoding"]["x"]["type"] == "temporal"
+    assert [r["x"] for r in line["data"]["values"]][:2] == [
+        "2026-11-01T00:00:00Z",
+        "2026-11-02T00:00:00Z",
+    ]
+    assert t["orders_area"]["spec"]["mark"]["type"] == "area"
+    assert t["prices"]["spec"]["mark"]["type"] == "point"
+    table = t["orders_table"]
+    assert [c["label"] for c in table["columns"]] == ["ID", "Name", "Category", "Revenue"]
+    assert table["text"][0] == {"f0": "1", "f1": XSS, "f2": "home", "f3": "€99.00"}
+    assert t["intro"]["body_text"].startswith("**Bold**")
+    for tile in t.values():
+        assert tile["errors"] == []
+        if tile["kind"] != "text":
+            assert tile["sql"]["bigquery"] and tile["sql"]["duckdb"]
+
+
+def test_filters_from_the_url(server: DashboardServer, shop: Shop):
+    t = tiles(server, "?category=kitchen")
+    assert t["revenue"]["text"][0]["f0"] == f"€{shop.revenue('kitchen'):,.2f}" == "€173.40"
+    t = tiles(server, "?category=kitchen,fashion")
+    assert t["revenue"]["text"][0]["f0"] == "€243.40"
+    page = get(server, "/dashboards/render_check?category=kitchen")
+    data = json.loads(
+        re.search(
+            r'<script type="application/json" id="dashboard-data">(.*?)</script>', page.text, re.S
+        ).group(1)  # type: ignore[union-attr]
+    )
+    assert {f["name"]: f["value"] for f in data["dashboard"]["filters"]} == {
+        "date": "",
+        "category": "kitchen",
+    }
+
+
+def test_xss_name_never_reaches_html_unescaped(server: DashboardServer):
+    page = get(server, "/dashboards/render_check")
+    assert page.status_code == 200
+    assert XSS not in page.text  # only as \u003cimg... inside the JSON data block
+    assert "\\u003cimg src=x onerror=alert(1)\\u003e" in page.text
+    assert page.text.count("</script>") == page.text.count("<script")
+
+
+def test_download_csv(server: DashboardServer, warehouse: Path, shop: Shop):
+    resp = get(server, "/api/dashboards/render_check/tiles/orders_table.csv?category=home")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/csv")
+    assert "render_check-orders_table.csv" in resp.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(resp.text)))
+    assert rows[0] == ["ID", "Name", "Category", "Revenue"]
+    assert rows[1:] == [["1", XSS, "home", "99.0"], ["4", "Brass lamp", "home", "120.0"]]
+    # a cell that a spreadsheet would run as a formula is neutralised
+    shop.products[0].name = '=HYPERLINK("http://x")'
+    shop.buy(1, shop.orders[-1].purchased_at + dt.timedelta(hours=1))
+    write_warehouse(warehouse, shop)
+    time.sleep(0.3)
+    resp = get(server, "/api/dashboards/render_check/tiles/orders_table.csv?category=home")
+    assert "'=HYPERLINK" in resp.text
+    assert get(server, "/api/dashboards/render_check/tiles/nope.csv").status_code == 404
+
+
+def test_warehouse_change_moves_the_version_and_the_tiles(
+    server: DashboardServer, warehouse: Path, shop: Shop
+):
+    state = get(server, "/api/state").json()
+    tables = {t["table"]: t for t in state["tables"]}
+    assert tables["public_orders"]["rows"] == 7 and tables["public_products"]["rows"] == 12
+    before = state["version"]
+    shop.buy(12, shop.orders[-1].purchased_at + dt.timedelta(hours=2))
+    write_warehouse(warehouse, shop)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        state = get(server, "/api/state").json()
+        if state["version"] != before:
+            break
+        time.sleep(0.1)
+    assert state["version"] != before
+    assert tiles(server)["revenue"]["text"][0]["f0"] == "€522.40"
+
+
+def test_broken_element_is_a_clear_error_and_the_rest_renders(server: DashboardServer):
+    resp = get(server, "/api/dashboards/broken_one")
+    assert resp.status_code == 200
+    t = {x["name"]: x for x in resp.json()["tiles"]}
+    assert t["broken"]["errors"] and re.match(
+        r"dashboards/broken\.dashboard\.lookml:\d+: ", t["broken"]["errors"][0]
+    )
+    assert "public_orders.nope" in t["broken"]["errors"][0]
+    assert t["fine"]["errors"] == [] and t["fine"]["text"][0]["f0"] == "7"
+    assert get(server, "/api/dashboards/broken_one/tiles/broken.csv").status_code == 409
+
+
+def test_unknown_dashboard_is_404(server: DashboardServer):
+    resp = get(server, "/dashboards/nope")
+    assert resp.status_code == 404
+    assert "no dashboard" in resp.text
+    assert get(server, "/api/dashboards/nope").status_code == 404
+
+
+def test_no_warehouse_yet_still_renders(tmp_path: Path, project: Path):
+    srv = make_dashboard_server(
+        tmp_path / "missing.duckdb", "127.0.0.1", 0, project_dir=project, **compiler_kwargs()
+    )
+    srv.start()
+    try:
+        assert "No warehouse yet" in get(srv, "/").text
+        resp = get(srv, "/api/dashboards/render_check")
+        assert resp.status_code == 200
+        t = {x["name"]: x for x in resp.json()["tiles"]}
+        assert "no warehouse at" in t["revenue"]["errors"][0]
+        assert t["intro"]["errors"] == []
+        assert get(srv, "/api/state").json()["error"]
+    finally:
+        srv.stop()
+
+
+def test_vega_bundle_served_from_the_package(server: DashboardServer):
+    resp = get(server, "/static/vega-bundle.js")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/javascript")
+    assert "window.vegaEmbed" in resp.text
+    again = get(server, "/static/vega-bundle.js", headers={"If-None-Match": resp.headers["ETag"]})
+    assert again.status_code == 304
+    assert get(server, "/static/dashboard.js").status_code == 200
+
+
+def test_editing_the_lookml_reloads_the_dashboard(server: DashboardServer, project: Path):
+    path = project / "dashboards" / "render_check.dashboard.lookml"
+    path.write_text(path.read_text().replace("title: Render check", "title: Render check v2", 1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if "Render check v2" in get(server, "/dashboards/render_check").text:
+            break
+        time.sleep(0.3)
+    assert "Render check v2" in get(server, "/dashboards/render_check").text
