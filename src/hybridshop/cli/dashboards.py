@@ -192,3 +192,10 @@ def validate(project_dir: Path | None = PROJECT_OPTION) -> None:
         f"{len(project.dashboards)} dashboard(s), {n_el} element(s)",
         fg=typer.colors.GREEN,
     )
+
+
+# --- the local renderer: `serve` and `export` (implemented in cli/dashboards_render.py) ----
+from hybridshop.cli import dashboards_render as _render  # noqa: E402
+
+app.command("serve")(_render.serve)
+app.command("export")(_render.export)

@@ -38,9 +38,17 @@ FONT = "Liberation Sans, Helvetica, Arial, sans-serif"
 TEMPORAL_TIMEFRAMES = {"raw", "time", "date", "week", "month", "quarter", "minute", "hour"}
 TEMPORAL_TYPES = {"date", "date_time", "datetime", "time", "timestamp"}
 _ISO = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
+_TIME_UNIT = {
+    "date": "utcyearmonthdate",
+    "week": "utcyearmonthdate",
+    "month": "utcyearmonth",
+    "quarter": "utcyearquarter",
+    "hour": "utcyearmonthdatehours",
+    "minute": "utcyearmonthdatehoursminutes",
+}
 _AXIS_FORMAT = {
     "month": "%b %Y",
-    "quarter": "%b %Y",
+    "quarter": "%Y Q%q",
     "week": "%b %d",
     "date": "%b %d",
     "time": "%b %d %H:%M",
@@ -232,6 +240,9 @@ def chart_spec(
                 "labelAngle": 0,
             },
         }
+        unit = _TIME_UNIT.get(str(meta["x_timeframe"]))
+        if unit:  # ticks on whole days / months, not every 6 hours
+            x["timeUnit"] = unit
     elif chart == "scatter" and meta["x_numeric"]:
         x = {"field": "x", "type": "quantitative", "title": meta["x_label"] or None}
     else:
@@ -251,9 +262,9 @@ def chart_spec(
         encoding["color"] = color
 
     if chart == "line":
-        spec["mark"] = {"type": "line", "point": len(records) <= 60, "interpolate": "monotone"}
+        spec["mark"] = {"type": "line", "point": len(records) <= 60}
     elif chart == "area":
-        spec["mark"] = {"type": "area", "line": True, "opacity": 0.7, "interpolate": "monotone"}
+        spec["mark"] = {"type": "area", "line": True, "opacity": 0.7}
         y["stack"] = "normalize" if stacking == "percent" else True
     elif chart == "scatter":
         spec["mark"] = {"type": "point", "filled": True, "size": 60, "opacity": 0.8}

@@ -190,8 +190,17 @@
       }
       expr.addEventListener("change", apply);
       box.appendChild(expr);
+      if (exported) {
+        box.querySelectorAll("input, select").forEach(function (n) {
+          n.disabled = true;
+        });
+      }
       form.appendChild(box);
     });
+    if (exported) {
+      form.appendChild(el("p", { className: "note", text: "Filters as exported. Serve the dashboards to change them." }));
+      return;
+    }
     var reset = el("button", { type: "button", className: "reset", text: "Reset filters", "data-testid": "reset-filters" });
     reset.addEventListener("click", function () {
       data.dashboard.filters.forEach(function (f) {
@@ -275,7 +284,7 @@
     }
     card.textContent = "";
     card.className = "tile kind-" + t.kind + (t.errors.length ? " has-error" : "");
-    if (t.kind !== "text" || t.title) {
+    if (t.kind !== "text" || (t.title && t.title !== t.title_text)) {
       var head = el("header", { className: "tile-head" }, [el("h2", { className: "tile-title", text: t.title || "" })]);
       if (t.kind !== "text") {
         var tools = el("div", { className: "tile-tools" });
@@ -337,7 +346,7 @@
     var col = firstMeasure(t);
     var value = t.text.length && col ? t.text[0][col.key] : "–";
     body.appendChild(el("div", { className: "single-value", text: value, "data-testid": "single-value" }));
-    if (col) body.appendChild(el("div", { className: "single-label", text: col.label }));
+    if (col && col.label !== t.title) body.appendChild(el("div", { className: "single-label", text: col.label }));
   }
 
   function drawTable(body, t) {
