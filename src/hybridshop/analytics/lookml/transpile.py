@@ -10,6 +10,9 @@ applied to the BigQuery AST before ``.sql("duckdb")``:
   ``%E*S`` / ``%E6S`` / ``%E3S`` (fractional seconds) → ``%S.%f`` / ``%S.%g``.
 - ``NUMERIC`` becomes ``DECIMAL(18,3)`` and overflows the symmetric-aggregate sum →
   ``DECIMAL(38,9)`` (BigQuery's NUMERIC precision); ``BIGNUMERIC`` likewise.
+- ``NUMERIC * 0.000000001`` (Looker's scaled primary-key hash): DuckDB widens the scale to 18
+  and the SUM(DISTINCT …) of a few dozen hashes overflows → cast back to ``DECIMAL(38,9)``,
+  the scale BigQuery's NUMERIC keeps.
 - ``TIMESTAMP_MILLIS/SECONDS/MICROS`` become naive ``EPOCH_MS`` … → cast to TIMESTAMPTZ so
   truncation and comparisons are in UTC.
 - ``APPROX_QUANTILES(x, n)[OFFSET(k)]`` (an array of n+1 quantiles) → ``QUANTILE_DISC(x, k/n)``
@@ -102,13 +105,24 @@ def _fix(node: exp.Expression, table_map: Mapping[str, str] | None) -> exp.Expre
     return node
 
 
+def _fix_scale(node: exp.Expression) -> exp.Expression:
+    if (
+        isinstance(node, exp.Mul)
+        and isinstance(node.expression, exp.Literal)
+        and node.expression.this == "0.000000001"
+        and not isinstance(node.parent, exp.Cast)
+    ):
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("DECIMAL(38, 9)"))
+    return node
+
+
 def to_duckdb(bigquery_sql: str, table_map: Mapping[str, str] | None = None) -> str:
     """Transpile one BigQuery statement to DuckDB with the fixes above."""
     try:
         tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
     except sqlglot.errors.ParseError as exc:
         raise TranspileError(f"BigQuery SQL does not parse: {exc}") from None
-    fixed = tree.transform(lambda n: _fix(n, table_map), copy=True)
+    fixed = tree.transform(lambda n: _fix(n, table_map), copy=True).transform(_fix_scale)
     try:
         return fixed.sql("duckdb", pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as exc:
