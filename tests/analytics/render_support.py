@@ -23,7 +23,10 @@ import duckdb
 REPO = Path(__file__).resolve().parents[2]
 LOOKER = REPO / "looker"
 XSS = "<img src=x onerror=alert(1)>"
-T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+# noon, 20 days ago: inside every dashboard's default date range, whatever day the tests run
+T0 = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0) - dt.timedelta(
+    days=20
+)
 
 
 @dataclass
@@ -188,7 +191,7 @@ RENDER_DASHBOARD = """\
     allow_multiple_values: true
     required: false
     model: hybridshop
-    explore: orders
+    explore: public_orders
     field: public_orders.purchased_date
   - name: category
     title: Category
@@ -197,7 +200,7 @@ RENDER_DASHBOARD = """\
     allow_multiple_values: true
     required: false
     model: hybridshop
-    explore: orders
+    explore: public_orders
     field: public_products.category
   elements:
   - name: intro
@@ -213,7 +216,7 @@ RENDER_DASHBOARD = """\
     title: Revenue
     type: single_value
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.revenue]
     listen: {date: public_orders.purchased_date, category: public_products.category}
     row: 0
@@ -224,7 +227,7 @@ RENDER_DASHBOARD = """\
     title: Orders
     type: single_value
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.count]
     listen: {date: public_orders.purchased_date, category: public_products.category}
     row: 0
@@ -235,7 +238,7 @@ RENDER_DASHBOARD = """\
     title: Revenue by day
     type: looker_line
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.purchased_date, public_orders.revenue]
     sorts: [public_orders.purchased_date]
     listen: {date: public_orders.purchased_date, category: public_products.category}
@@ -247,7 +250,7 @@ RENDER_DASHBOARD = """\
     title: Revenue by category
     type: looker_column
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_products.category, public_orders.revenue]
     sorts: [public_orders.revenue desc]
     listen: {date: public_orders.purchased_date, category: public_products.category}
@@ -259,7 +262,7 @@ RENDER_DASHBOARD = """\
     title: Top products
     type: looker_bar
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_products.name, public_orders.revenue]
     sorts: [public_orders.revenue desc]
     limit: 10
@@ -272,7 +275,7 @@ RENDER_DASHBOARD = """\
     title: Share of revenue
     type: looker_pie
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_products.category, public_orders.revenue]
     listen: {date: public_orders.purchased_date, category: public_products.category}
     row: 10
@@ -283,7 +286,7 @@ RENDER_DASHBOARD = """\
     title: Orders by day
     type: looker_area
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.purchased_date, public_orders.count]
     sorts: [public_orders.purchased_date]
     listen: {date: public_orders.purchased_date, category: public_products.category}
@@ -295,7 +298,7 @@ RENDER_DASHBOARD = """\
     title: Price by product
     type: looker_scatter
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.price, public_orders.count]
     row: 16
     col: 0
@@ -305,7 +308,7 @@ RENDER_DASHBOARD = """\
     title: Orders
     type: looker_grid
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.id, public_products.name, public_products.category, public_orders.revenue]
     sorts: [public_orders.id]
     listen: {date: public_orders.purchased_date, category: public_products.category}
@@ -446,5 +449,5 @@ def fake_run_query(compiled: FakeCompiled, cursor: Any) -> FakeResult:
 
 
 def compiler_kwargs() -> dict[str, Any]:
-    """The real compiler once it compiles the render-check dashboard, else the stand-in."""
-    return {"compile_element": fake_compile_element, "run_query": fake_run_query}
+    """The real compiler (``hybridshop.analytics.lookml``): the renderer's defaults."""
+    return {}

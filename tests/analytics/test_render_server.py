@@ -17,7 +17,7 @@ import requests
 
 from hybridshop.analytics.render import DashboardServer, make_dashboard_server
 
-from .render_support import XSS, Shop, compiler_kwargs, demo_shop, make_project, write_warehouse
+from .render_support import T0, XSS, Shop, compiler_kwargs, demo_shop, make_project, write_warehouse
 
 BROKEN = """\
 - dashboard: broken_one
@@ -106,14 +106,13 @@ def test_every_tile_type_with_hand_computed_values(server: DashboardServer, shop
     assert t["share"]["spec"]["mark"]["type"] == "arc"
     line = t["revenue_by_day"]["spec"]
     assert line["encoding"]["x"]["type"] == "temporal"
-    assert [r["x"] for r in line["data"]["values"]][:2] == [
-        "2026-11-01T00:00:00Z",
-        "2026-11-02T00:00:00Z",
-    ]
+    days = [(T0 + dt.timedelta(days=d)).strftime("%Y-%m-%dT00:00:00Z") for d in range(4)]
+    by_day = {r["x"]: r["y"] for r in line["data"]["values"]}
+    assert by_day == {days[0]: 157.5, days[1]: 145.0, days[2]: 39.9, days[3]: 120.0}
     assert t["orders_area"]["spec"]["mark"]["type"] == "area"
     assert t["prices"]["spec"]["mark"]["type"] == "point"
     table = t["orders_table"]
-    assert [c["label"] for c in table["columns"]] == ["ID", "Name", "Category", "Revenue"]
+    assert [c["label"] for c in table["columns"]] == ["Id", "Product", "Category", "Revenue"]
     assert table["text"][0] == {"f0": "1", "f1": XSS, "f2": "home", "f3": "€99.00"}
     assert t["intro"]["body_text"].startswith("**Bold**")
     for tile in t.values():
@@ -153,7 +152,7 @@ def test_download_csv(server: DashboardServer, warehouse: Path, shop: Shop):
     assert resp.headers["Content-Type"].startswith("text/csv")
     assert "render_check-orders_table.csv" in resp.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(resp.text)))
-    assert rows[0] == ["ID", "Name", "Category", "Revenue"]
+    assert rows[0] == ["Id", "Product", "Category", "Revenue"]
     assert rows[1:] == [["1", XSS, "home", "99.0"], ["4", "Brass lamp", "home", "120.0"]]
     # a cell that a spreadsheet would run as a formula is neutralised
     shop.products[0].name = '=HYPERLINK("http://x")'
