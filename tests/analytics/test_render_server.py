@@ -17,7 +17,7 @@ import requests
 
 from hybridshop.analytics.render import DashboardServer, make_dashboard_server
 
-from .render_support import T0, XSS, Shop, compiler_kwargs, demo_shop, make_project, write_warehouse
+from .render_support import T0, XSS, Shop, demo_shop, make_project, write_warehouse
 
 BROKEN = """\
 - dashboard: broken_one
@@ -28,7 +28,7 @@ BROKEN = """\
     title: Broken tile
     type: looker_column
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.nope]
     row: 0
     col: 0
@@ -38,7 +38,7 @@ BROKEN = """\
     title: Fine tile
     type: single_value
     model: hybridshop
-    explore: orders
+    explore: public_orders
     fields: [public_orders.count]
     row: 0
     col: 12
@@ -66,7 +66,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(warehouse: Path, project: Path) -> Iterator[DashboardServer]:
-    srv = make_dashboard_server(warehouse, "127.0.0.1", 0, project_dir=project, **compiler_kwargs())
+    srv = make_dashboard_server(warehouse, "127.0.0.1", 0, project_dir=project)
     srv.start()
     yield srv
     srv.stop()
@@ -203,9 +203,7 @@ def test_unknown_dashboard_is_404(server: DashboardServer):
 
 
 def test_no_warehouse_yet_still_renders(tmp_path: Path, project: Path):
-    srv = make_dashboard_server(
-        tmp_path / "missing.duckdb", "127.0.0.1", 0, project_dir=project, **compiler_kwargs()
-    )
+    srv = make_dashboard_server(tmp_path / "missing.duckdb", "127.0.0.1", 0, project_dir=project)
     srv.start()
     try:
         assert "No warehouse yet" in get(srv, "/").text
