@@ -114,11 +114,18 @@ class CompiledQuery:
 class _Fail(Exception):
     """One problem of the query being compiled (becomes an ElementError)."""
 
-    def __init__(self, message: str, line: int | None = None, unsupported: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        unsupported: bool = False,
+        file: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.unsupported = unsupported
+        self.file = file
 
 
 # --- SQL snippets -----------------------------------------------------------------------
@@ -488,7 +495,14 @@ class _Query:
             for j in self.explore.joins.values():
                 if j.name in needed and j.name not in on_sql:
                     before = set(self.used)
-                    on_sql[j.name] = self.substitute(j.sql_on or "TRUE", j.name)
+                    try:
+                        on_sql[j.name] = self.substitute(j.sql_on or "TRUE", j.name)
+                    except _Fail as exc:
+                        raise _Fail(
+                            f"join {j.name!r} of explore {self.explore.name!r}: {exc.message}",
+                            line=j.line,
+                            file=j.file,
+                        ) from None
                     for r in j.required_joins:
                         self.used.add(r)
                     new = self.used - before
@@ -559,11 +573,13 @@ def compile_query(
     lines: Mapping[str, int] | None = None,
     dashboard: str | None = None,
     element: str | None = None,
+    filter_sources: Mapping[str, tuple[str, int, str]] | None = None,
 ) -> CompiledQuery:
     """Compile an explore query (``fields`` as ``view.field``) to BigQuery and DuckDB SQL.
 
     ``where`` = (file, line, element label) and ``lines`` (element key → line) place the
-    errors; ``table_map`` maps Datastream table names to local DuckDB tables."""
+    errors (``filter_sources``: field -> (file, line, name) of the dashboard filter that set
+    it); ``table_map`` maps Datastream table names to local DuckDB tables."""
     file, line, label = where
     lines = lines or {}
     out = CompiledQuery(dashboard=dashboard, element=element, model=model, explore=explore)
@@ -573,7 +589,7 @@ def compile_query(
     def fail(exc: _Fail, key: str | None = None) -> CompiledQuery:
         cls = UnsupportedError if exc.unsupported else ElementError
         at = exc.line if exc.line is not None else lines.get(key or "", line)
-        out.errors.append(cls(file, at, label, exc.message))
+        out.errors.append(cls(exc.file or file, at, label, exc.message))
         return out
 
     ex = project.explore(model, explore)
@@ -641,6 +657,10 @@ def compile_query(
             alias, f = q.resolve(ref)
             cond = q.condition(alias, f, expr)
         except _Fail as exc:
+            source = (filter_sources or {}).get(ref)
+            if source is not None and exc.file is None:
+                exc.file, exc.line = source[0], source[1]
+                exc.message = f"{exc.message} (dashboard filter {source[2]!r})"
             fail(exc, "filters")
             continue
         if cond is None:
@@ -766,6 +786,7 @@ def compile_element(
     assert el.explore is not None
     values = dict(filters or {})
     applied: dict[str, str] = dict(el.filters)
+    sources: dict[str, tuple[str, int, str]] = {}
     errors: list[ElementError] = []
     for fname, target in el.listen.items():
         df = dash.filter(fname)
@@ -783,6 +804,7 @@ def compile_element(
         if expr.strip() == "":
             continue
         applied[target] = expr  # the dashboard filter overrides the tile's own on that field
+        sources[target] = (df.file, df.line, df.name)
     if errors:
         out.errors = errors
         return out
@@ -802,6 +824,6 @@ def compile_element(
         lines=el.lines,
         dashboard=dashboard,
         element=element_name,
+        filter_sources=sources,  # a bad dashboard filter value points at that filter
     )
-    # a filter error caused by a dashboard filter value points at that filter
     return result
