@@ -130,6 +130,8 @@ def query(
             rows = BigQueryRunner.from_target(bigquery).run(compiled)
         except (ValueError, RuntimeError) as exc:
             _fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - google.api_core errors: one clear line
+            _fail(f"BigQuery query failed on {bigquery}: {exc}")
     else:
         path = warehouse or default_warehouse()
         if not path.exists():
