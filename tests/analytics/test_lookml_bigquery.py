@@ -230,7 +230,7 @@ def test_runner_sends_the_compiled_sql_to_the_target_dataset(
 
 def test_runner_rejects_bad_targets() -> None:
     for bad in ("nodot", "a.b", "Project.ds", "p-roject.d s", "proj.ds;drop"):
-        with pytest.raises(ValueError, match="PROJECT.DATASET"):
+        with pytest.raises(ValueError, match=r"PROJECT\.DATASET"):
             bq.BigQueryRunner.from_target(bad)
 
 
