@@ -211,6 +211,24 @@ def _header(c: Canvas, data: dict[str, Any], measure_only: bool = False) -> floa
     return y + 22 + 16
 
 
+def markdown_blocks(text: str) -> list[str]:
+    """Lines of a paragraph joined (Markdown); headings and list items stay alone, "" = break."""
+    blocks: list[str] = []
+    para: list[str] = []
+    for raw in text.split("\n"):
+        s = raw.strip()
+        if s and not re.match(r"^(#{1,3} |[-*] )", s):
+            para.append(s)
+            continue
+        if para:
+            blocks.append(" ".join(para))
+            para = []
+        blocks.append(s)
+    if para:
+        blocks.append(" ".join(para))
+    return blocks
+
+
 def _clean_markdown(line: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*|`([^`]+)`", lambda m: m.group(1) or m.group(2), line)
 
@@ -230,8 +248,7 @@ def _draw_text_tile(c: Canvas, t: dict[str, Any], box: tuple[float, float, float
         for line in c.wrap(t["subtitle_text"], 13, w):
             c.text((x0 + PAD, y), line, 13, MUTED)
             y += 19
-    for raw in (t.get("body_text") or "").split("\n"):
-        s = raw.strip()
+    for s in markdown_blocks(t.get("body_text") or ""):
         if not s:
             y += 6
             continue
@@ -299,8 +316,17 @@ def _draw_table(c: Canvas, t: dict[str, Any], body: tuple[float, float, float, f
     widths = [w * avail / total for w in want]  # fill the tile, as Looker's grid does
     x = x0
     c.draw.rectangle((c.s(x0), c.s(y0), c.s(x1), c.s(y0 + line_h)), fill=(249, 250, 251))
+    raw_rows = t.get("rows") or []
+    numeric_cols = {
+        col["key"]
+        for col in cols
+        if any(
+            isinstance(r.get(col["key"]), int | float) and not isinstance(r.get(col["key"]), bool)
+            for r in raw_rows
+        )
+    }
     for col, w in zip(cols, widths, strict=True):
-        right = col["category"] == "measure"
+        right = col["key"] in numeric_cols
         label = c.fit(col["label"], size, w - 12, True)
         if right:
             c.text((x + w - 8, y0 + line_h / 2), label, size, bold=True, anchor="rm")
@@ -309,7 +335,6 @@ def _draw_table(c: Canvas, t: dict[str, Any], body: tuple[float, float, float, f
         x += w
     y = y0 + line_h
     c.draw.line((c.s(x0), c.s(y), c.s(x1), c.s(y)), fill=LINE, width=max(1, c.s(1)))
-    raw_rows = t.get("rows") or []
     for i, r in enumerate(shown):
         x = x0
         for col, w in zip(cols, widths, strict=True):

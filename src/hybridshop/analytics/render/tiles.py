@@ -174,7 +174,7 @@ def blank_tile(element: Any) -> Tile:
 
 
 def columns_for(fields: list[Any]) -> list[Column]:
-    return [
+    columns = [
         Column(
             key=f"f{i}",
             name=str(_attr(f, "name")),
@@ -185,6 +185,14 @@ def columns_for(fields: list[Any]) -> list[Column]:
         )
         for i, f in enumerate(fields)
     ]
+    # two fields with one label (latest change of orders and of products): as Looker does,
+    # say which view each belongs to
+    labels = [c.label for c in columns]
+    for col, f in zip(columns, fields, strict=True):
+        if labels.count(col.label) > 1:
+            view = _attr(f, "view_label") or col.name.split(".")[0].replace("_", " ").title()
+            col.label = f"{view} {col.label}"
+    return columns
 
 
 def shape_rows(

@@ -166,6 +166,14 @@ def long_form(
     return records, meta
 
 
+def axis_format(records: Sequence[Mapping[str, Any]], texts: Sequence[Any]) -> str | None:
+    """d3 format for a value axis: percentages as %, big numbers as 12k / 1.2M, else default."""
+    if texts and all(isinstance(t, str) and t.endswith("%") for t in texts if t):
+        return ".0%"
+    peak = max((abs(float(r["y"])) for r in records if r.get("y") is not None), default=0.0)
+    return "~s" if peak >= 10000 else None
+
+
 def _tooltip(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     tips: list[dict[str, Any]] = [
         {"field": "xl", "type": "nominal", "title": meta["x_label"] or " "}
@@ -207,7 +215,10 @@ def chart_spec(
         "config": CONFIG,
         "usermeta": {"chart": chart},
     }
-    y_axis: dict[str, Any] = {"title": meta["y_label"] or None, "format": "~s"}
+    y_axis: dict[str, Any] = {"title": meta["y_label"] or None}
+    fmt = axis_format(records, [r["yf"] for r in records])
+    if fmt:
+        y_axis["format"] = fmt
     y: dict[str, Any] = {"field": "y", "type": "quantitative", "axis": y_axis}
     stacking = str(vis.get("stacking") or "")
     color = _color(meta)
@@ -257,6 +268,12 @@ def chart_spec(
         # a time axis reads left to right (top to bottom) whatever the query's sort
         records.sort(key=lambda r: (r["x"] is None, r["x"] or ""))
 
+    dual = _dual_axis(chart, records, meta, pivots)
+    if dual is not None:
+        spec["layer"] = _dual_layers(chart, x, dual, tooltip, records)
+        spec["resolve"] = {"scale": {"y": "independent"}}
+        return spec
+
     encoding: dict[str, Any] = {"x": x, "y": y, "tooltip": tooltip}
     if color is not None:
         encoding["color"] = color
@@ -264,7 +281,7 @@ def chart_spec(
     if chart == "line":
         spec["mark"] = {"type": "line", "point": len(records) <= 60}
     elif chart == "area":
-        spec["mark"] = {"type": "area", "line": True, "opacity": 0.7}
+        spec["mark"] = {"type": "area", "line": True, "opacity": 0.7, "point": len(records) <= 31}
         y["stack"] = "normalize" if stacking == "percent" else True
     elif chart == "scatter":
         spec["mark"] = {"type": "point", "filled": True, "size": 60, "opacity": 0.8}
@@ -291,6 +308,79 @@ def chart_spec(
         spec["mark"]["color"] = PALETTE[0]
     spec["encoding"] = encoding
     return spec
+
+
+def _dual_axis(
+    chart: str, records: list[dict[str, Any]], meta: Mapping[str, Any], pivots: Sequence[str]
+) -> tuple[str, str] | None:
+    """Two measures of different magnitude (revenue and orders): one y axis each."""
+    measures = meta["measures"]
+    if chart not in {"line", "area", "column", "scatter"} or pivots or len(measures) != 2:
+        return None
+    if {r["s"] for r in records} - set(measures):
+        return None  # a second dimension is the series, not the measures
+    peaks = []
+    for m in measures:
+        values = [abs(float(r["y"])) for r in records if r["s"] == m and r["y"] is not None]
+        peaks.append(max(values, default=0.0))
+    low, high = sorted(peaks)
+    if high == 0 or (low > 0 and high / low < 5):
+        return None
+    return measures[0], measures[1]
+
+
+def _dual_layers(
+    chart: str,
+    x: dict[str, Any],
+    series: tuple[str, str],
+    tooltip: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Left axis: the first measure as the chart type; right axis: the second as a line."""
+    layers = []
+    for i, name in enumerate(series):
+        color = PALETTE[i]
+        mine = [r for r in records if r["s"] == name]
+        if i == 0 and chart == "column":
+            mark: dict[str, Any] = {"type": "bar", "color": color}
+        elif chart == "scatter":
+            mark = {"type": "point", "filled": True, "size": 60, "color": color}
+        elif i == 0 and chart == "area":
+            mark = {
+                "type": "area",
+                "line": True,
+                "opacity": 0.6,
+                "color": color,
+                "point": len(records) <= 62,
+            }
+        else:
+            mark = {"type": "line", "color": color, "point": len(records) <= 120}
+        layers.append(
+            {
+                "transform": [{"filter": {"field": "s", "equal": name}}],
+                "mark": mark,
+                "encoding": {
+                    "x": x,
+                    "y": {
+                        "field": "y",
+                        "type": "quantitative",
+                        "axis": {
+                            "title": name,
+                            "titleColor": color,
+                            "orient": "left" if i == 0 else "right",
+                            "grid": i == 0,
+                            **(
+                                {"format": fmt}
+                                if (fmt := axis_format(mine, [r["yf"] for r in mine]))
+                                else {}
+                            ),
+                        },
+                    },
+                    "tooltip": tooltip,
+                },
+            }
+        )
+    return layers
 
 
 def sized(spec: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:

@@ -354,8 +354,10 @@
     var table = el("table", { className: "grid-table", "data-testid": "table" });
     var tr = el("tr");
     tr.appendChild(el("th", { className: "rownum", text: "" }));
+    var numeric = {};
     t.columns.forEach(function (c) {
-      tr.appendChild(el("th", { className: c.category, text: c.label, scope: "col" }));
+      numeric[c.key] = t.rows.some(function (r) { return typeof r[c.key] === "number"; });
+      tr.appendChild(el("th", { className: c.category + (numeric[c.key] ? " num" : ""), text: c.label, scope: "col" }));
     });
     table.appendChild(el("thead", null, [tr]));
     var tbody = el("tbody");
@@ -363,8 +365,7 @@
       var row = el("tr");
       row.appendChild(el("td", { className: "rownum", text: String(i + 1) }));
       t.columns.forEach(function (c) {
-        var numeric = typeof t.rows[i][c.key] === "number";
-        row.appendChild(el("td", { className: c.category + (numeric ? " num" : ""), text: r[c.key] }));
+        row.appendChild(el("td", { className: c.category + (numeric[c.key] ? " num" : ""), text: r[c.key] }));
       });
       tbody.appendChild(row);
     });
@@ -395,8 +396,21 @@
     if (t.title_text) box.appendChild(el("h3", { className: "text-title", text: t.title_text }));
     if (t.subtitle_text) box.appendChild(el("p", { className: "text-subtitle", text: t.subtitle_text }));
     var list = null;
+    var para = null;
     (t.body_text || "").split(/\n/).forEach(function (line) {
       var s = line.trim();
+      if (s && !/^(#{1,3} |[-*] )/.test(s)) {
+        // lines of one paragraph are joined, as Markdown does
+        if (para) para.appendChild(document.createTextNode(" "));
+        else {
+          para = el("p");
+          box.appendChild(para);
+          list = null;
+        }
+        para.appendChild(inline(s));
+        return;
+      }
+      para = null;
       if (/^[-*] /.test(s)) {
         if (!list) {
           list = el("ul");
@@ -410,8 +424,8 @@
       list = null;
       if (!s) return;
       var h = /^(#{1,3}) (.*)$/.exec(s);
-      var node = h ? el("h" + (h[1].length + 2)) : el("p");
-      node.appendChild(inline(h ? h[2] : s));
+      var node = el("h" + (h[1].length + 2));
+      node.appendChild(inline(h[2]));
       box.appendChild(node);
     });
     body.appendChild(box);
