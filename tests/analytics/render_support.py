@@ -319,8 +319,8 @@ RENDER_DASHBOARD = """\
 
 
 def make_project(root: Path, extra: Iterable[tuple[str, str]] = ()) -> Path:
-    """The repository's Looker project plus the render-check dashboard, in ``root``."""
-    shutil.copytree(LOOKER, root, ignore=shutil.ignore_patterns("*.dashboard.lookml"))
+    """A copy of the repository's Looker project plus the render-check dashboard."""
+    shutil.copytree(LOOKER, root)
     (root / "dashboards").mkdir(exist_ok=True)
     (root / "dashboards" / "render_check.dashboard.lookml").write_text(RENDER_DASHBOARD)
     for name, text in extra:
