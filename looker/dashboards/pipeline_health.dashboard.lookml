@@ -115,11 +115,15 @@
     height: 8
 
   - name: latest_changes
-    title: Latest Change per Table
+    title: Products by Category, with their Latest Change
     type: looker_grid
     model: hybridshop
     explore: public_products
-    fields: [public_products.latest_change, public_orders.latest_change]
+    fields: [public_products.category, public_products.count, public_products.latest_change]
+    sorts: [public_products.category asc]
+    limit: 50
+    listen:
+      category: public_products.category
     row: 11
     col: 0
     width: 12

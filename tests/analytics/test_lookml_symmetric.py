@@ -137,3 +137,27 @@ def test_large_values_do_not_overflow(project: Project) -> None:
     row = run_query(compiled, con).rows[0]
     assert row["public_orders.count"] == 40000
     assert row["public_products.listed_value"] == pytest.approx(20000 * 99999999.99, rel=1e-12)
+
+
+def test_lookers_own_md5_form_gives_the_same_numbers(
+    project: Project, fanout_db: duckdb.DuckDBPyConnection
+) -> None:
+    """The DuckDB SQL uses DuckDB's hash() for speed; Looker's MD5 text, transpiled as is,
+    must agree (this is what the DECIMAL(38,9) fixes are for)."""
+    compiled = compile_query(
+        project,
+        "hybridshop",
+        "public_products",
+        [
+            "public_products.category",
+            "public_products.listed_value",
+            "public_products.average_price",
+            "public_orders.count",
+        ],
+        sorts=["public_products.category asc"],
+    )
+    assert "LOOKER_PK_HASH" not in compiled.bigquery_sql and "MD5" in compiled.bigquery_sql
+    assert "HASH(" in compiled.duckdb_sql.upper() and "MD5" not in compiled.duckdb_sql.upper()
+    direct = fanout_db.execute(to_duckdb(compiled.bigquery_sql)).fetchall()
+    assert direct == [("books", 10.0, 10.0, 0), ("home", 70.0, 35.0, 4)]
+    assert [tuple(r.values()) for r in run_query(compiled, fanout_db).rows] == direct

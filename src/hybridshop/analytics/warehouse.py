@@ -80,8 +80,8 @@ def generate(con: Any, orders: int = 1_000_000, days: int = 180, seed: float = 0
     con.execute(
         f"""
         INSERT INTO public_products
-        SELECT i, 'Product ' || i, '', {cats}[1 + (hash(i) % {len(CATEGORIES)})],
-               CAST(round(5 + (hash(i * 7) % 49500) / 100.0, 2) AS DECIMAL(10,2)), 'EUR', NULL,
+        SELECT i, 'Product ' || i, '', {cats}[1 + CAST(hash(i) % {len(CATEGORIES)} AS BIGINT)],
+               CAST(round(5 + CAST(hash(i * 7) % 49500 AS BIGINT) / 100.0, 2) AS DECIMAL(10,2)), 'EUR', NULL,
                i > {orders},
                TIMESTAMP '2026-01-01' - INTERVAL ({days} * 86400) SECOND
                    + INTERVAL (CAST(i AS BIGINT) * {days} * 86400 // {products}) SECOND,
@@ -94,8 +94,8 @@ def generate(con: Any, orders: int = 1_000_000, days: int = 180, seed: float = 0
         f"""
         INSERT INTO public_orders
         SELECT i, i, p.price, 'EUR',
-               p.created_at + INTERVAL (1 + hash(i * 13) % 259200) SECOND,
-               NULL, ['api', 'web', 'simulator'][1 + (hash(i) % 3)], NULL,
+               p.created_at + INTERVAL (1 + CAST(hash(i * 13) % 259200 AS BIGINT)) SECOND,
+               NULL, ['api', 'web', 'simulator'][1 + CAST(hash(i) % 3 AS BIGINT)], NULL,
                {{'uuid': 'o' || i, 'source_timestamp': 1767225600000 - (i % 86400) * 1000}}
         FROM range(1, {orders} + 1) t(i) JOIN public_products p ON p.id = i
         """

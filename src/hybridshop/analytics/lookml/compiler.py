@@ -247,6 +247,7 @@ class _Query:
                 self.aliases[j.name] = v
         self.used: set[str] = {self.base_alias}
         self._dim_cache: dict[str, str] = {}
+        self.hashed_pks: set[str] = set()  # primary keys in symmetric aggregates
         self._stack: list[str] = []
 
     # field lookup ------------------------------------------------------------------
@@ -462,6 +463,7 @@ class _Query:
         value = rest
         if self.fanned_out(alias):
             pk = self.pk_sql(alias)
+            self.hashed_pks.add(pk)
             return symmetric_sum(value, pk) if kind == "SUM" else symmetric_average(value, pk)
         return f"COALESCE(SUM({value}), 0)" if kind == "SUM" else f"AVG({value})"
 
@@ -740,8 +742,11 @@ def compile_query(
             if a in q.aliases
         }
     )
+    local = out.bigquery_sql
+    for pk in q.hashed_pks:
+        local = local.replace(_hash(pk), f"LOOKER_PK_HASH({pk})")
     try:
-        out.duckdb_sql = to_duckdb(out.bigquery_sql, table_map)
+        out.duckdb_sql = to_duckdb(local, table_map)
     except TranspileError as exc:
         out.errors.append(ElementError(file, line, label, str(exc)))
     return out

@@ -58,6 +58,7 @@ def connect(warehouse: str | Path) -> Any:
 
     con = duckdb.connect(str(warehouse), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
