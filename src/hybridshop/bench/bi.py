@@ -269,7 +269,7 @@ def run_bi_bench(
         figures: dict[str, dict[str, Any]] = {}
         if extra is None:
             try:
-                from hybridshop.analytics.render import bench as render_bench  # type: ignore[attr-defined]
+                from hybridshop.analytics.render import bench as render_bench
 
                 extra = render_bench.measure
             except (ImportError, AttributeError):

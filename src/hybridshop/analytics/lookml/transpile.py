@@ -185,7 +185,10 @@ def _fix_epoch_compare(node: exp.Expression) -> exp.Expression:
             return type(node)(this=left.this.copy(), expression=exp.Literal.number(ms))
         ms = _naive_literal_ms(left)
         if _is_epoch_ms(right) and ms is not None:
-            return _FLIP[type(node)](this=right.this.copy(), expression=exp.Literal.number(ms))
+            flipped: exp.Expression = _FLIP[type(node)](
+                this=right.this.copy(), expression=exp.Literal.number(ms)
+            )
+            return flipped
     return node
 
 
