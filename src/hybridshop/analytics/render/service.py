@@ -94,6 +94,7 @@ class DashboardService:
         compile_element: Callable[..., Any] | None = None,
         run_query: Callable[[Any, Any], Any] | None = None,
         cache_ttl_s: float = CACHE_TTL_S,
+        now: Any = None,
     ) -> None:
         if load_project is None:
             from hybridshop.analytics.lookml import load_project as _load
@@ -110,6 +111,7 @@ class DashboardService:
         self._stamp_checked = 0.0
         self._cache: dict[tuple[Any, ...], tuple[float, DashboardData]] = {}
         self._ttl = cache_ttl_s
+        self._now = now  # pins relative date filters ("7 days"), for benchmarks and tests
 
     # --- the project ---------------------------------------------------------------
     @property
@@ -192,6 +194,7 @@ class DashboardService:
                         filters,
                         compile_element=self._compile,
                         run_query=self._run,
+                        now=self._now,
                     )
                     for el in dashboard.elements
                 ]
@@ -206,6 +209,7 @@ class DashboardService:
                     filters,
                     compile_element=self._compile,
                     run_query=_unavailable(str(exc)),
+                    now=self._now,
                 )
                 tiles.append(tile)
             return tiles

@@ -230,6 +230,7 @@ def build_tile(
     compile_element: Compile | None = None,
     run_query: Run | None = None,
     with_spec: bool = True,
+    now: Any = None,
 ) -> Tile:
     """Compile and run one element on ``cursor`` (a DuckDB cursor, TimeZone UTC)."""
     if compile_element is None or run_query is None:
@@ -243,7 +244,8 @@ def build_tile(
     started = time.perf_counter()
     try:
         dashboard_name = dashboard if isinstance(dashboard, str) else _attr(dashboard, "name")
-        compiled = compile_element(project, dashboard_name, tile.name, dict(filters or {}))
+        args: dict[str, Any] = {"now": now} if now is not None else {}
+        compiled = compile_element(project, dashboard_name, tile.name, dict(filters or {}), **args)
     except Exception as exc:  # noqa: BLE001 - one bad tile must not take the dashboard down
         tile.errors.append(f"{tile.name}: cannot compile: {exc}")
         return tile

@@ -127,6 +127,8 @@
       var id = "filter-" + f.name;
       var box = el("div", { className: "filter", "data-filter": f.name });
       box.appendChild(el("label", { for: id, text: f.title }));
+      var controls = el("div", { className: "controls" });
+      box.appendChild(controls);
       var expr = el("input", {
         id: id,
         name: f.name,
@@ -177,8 +179,8 @@
         }
         from.addEventListener("change", fromRange);
         to.addEventListener("change", fromRange);
-        box.appendChild(preset);
-        box.appendChild(range);
+        controls.appendChild(preset);
+        controls.appendChild(range);
       } else {
         var listId = id + "-values";
         expr.setAttribute("list", listId);
@@ -186,10 +188,10 @@
         suggestions(f).forEach(function (v) {
           dl.appendChild(el("option", { value: v }));
         });
-        box.appendChild(dl);
+        controls.appendChild(dl);
       }
       expr.addEventListener("change", apply);
-      box.appendChild(expr);
+      controls.appendChild(expr);
       if (exported) {
         box.querySelectorAll("input, select").forEach(function (n) {
           n.disabled = true;
