@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -182,13 +183,12 @@ def _fix_epoch_compare(node: exp.Expression) -> exp.Expression:
         left, right = node.this, node.expression
         ms = _naive_literal_ms(right)
         if _is_epoch_ms(left) and ms is not None:
-            return type(node)(this=left.this.copy(), expression=exp.Literal.number(ms))
+            same = type(node)(this=left.this.copy(), expression=exp.Literal.number(ms))
+            return cast(exp.Expression, same)
         ms = _naive_literal_ms(left)
         if _is_epoch_ms(right) and ms is not None:
-            flipped: exp.Expression = _FLIP[type(node)](
-                this=right.this.copy(), expression=exp.Literal.number(ms)
-            )
-            return flipped
+            flipped = _FLIP[type(node)](this=right.this.copy(), expression=exp.Literal.number(ms))
+            return cast(exp.Expression, flipped)
     return node
 
 
