@@ -283,3 +283,25 @@ def run_bi_bench(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    """A short table of the per-dashboard figures."""
+    lines = [
+        f"{result['orders']:,} orders, {result['runs_per_tile']} runs per tile "
+        "(shared machine: read the ratios)",
+        f"{'dashboard':<16} {'p50 tile ms':>12} {'max tile ms':>12} {'ratio':>6}"
+        f" {'dashboard ms':>13} {'export ms':>10}",
+    ]
+    for name, d in result["dashboards"].items():
+        lines.append(
+            f"{name:<16} {d.get('p50_tile_ms', float('nan')):>12.1f} "
+            f"{d.get('max_tile_ms', float('nan')):>12.1f} "
+            f"{d.get('ratio_vs_handwritten', float('nan')):>6.2f} "
+            f"{d.get('dashboard_ms', float('nan')):>13.1f} {d.get('export_ms', float('nan')):>10.1f}"
+        )
+    if result.get("mismatches"):
+        lines.append(
+            "DIFFERENT NUMBERS from the hand-written query: " + ", ".join(result["mismatches"])
+        )
+    return "\n".join(lines)
