@@ -248,6 +248,7 @@ class _Query:
         self.used: set[str] = {self.base_alias}
         self._dim_cache: dict[str, str] = {}
         self.hashed_pks: set[str] = set()  # primary keys in symmetric aggregates
+        self.local_rewrites: list[tuple[str, str]] = []  # BigQuery text -> DuckDB-only text
         self._stack: list[str] = []
 
     # field lookup ------------------------------------------------------------------
@@ -448,9 +449,13 @@ class _Query:
             if not self.has_joins():
                 return f"COUNT(CASE WHEN {cond} THEN 1 ELSE NULL END)" if cond else "COUNT(*)"
             pk = self.pk_sql(alias)
-            if cond:
-                return f"COUNT(DISTINCT CASE WHEN {cond} THEN {pk} ELSE NULL END)"
-            return f"COUNT(DISTINCT {pk})"
+            value = f"CASE WHEN {cond} THEN {pk} ELSE NULL END" if cond else pk
+            sql = f"COUNT(DISTINCT {value})"
+            if not self.fanned_out(alias):
+                # no join repeats this view's rows: each primary key appears at most once, so
+                # DuckDB counts without the (costly) DISTINCT; the BigQuery text stays Looker's
+                self.local_rewrites.append((sql, f"COUNT({value})"))
+            return sql
         if kind == "QUANTILE":
             k, _, value = rest.partition("|")
             if self.fanned_out(alias):
@@ -745,6 +750,8 @@ def compile_query(
     local = out.bigquery_sql
     for pk in q.hashed_pks:
         local = local.replace(_hash(pk), f"LOOKER_PK_HASH({pk})")
+    for looker_form, local_form in q.local_rewrites:
+        local = local.replace(looker_form, local_form)
     try:
         out.duckdb_sql = to_duckdb(local, table_map)
     except TranspileError as exc:
