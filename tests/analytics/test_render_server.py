@@ -236,3 +236,20 @@ def test_editing_the_lookml_reloads_the_dashboard(server: DashboardServer, proje
             break
         time.sleep(0.3)
     assert "Render check v2" in get(server, "/dashboards/render_check").text
+
+
+def test_a_bad_filter_expression_is_a_clear_tile_error(server: DashboardServer):
+    resp = get(server, "/api/dashboards/sales?date=bananas")
+    assert resp.status_code == 200
+    errors = [e for t in resp.json()["tiles"] for e in t["errors"]]
+    assert errors and all("'bananas'" in e and "(dashboard filter 'date')" in e for e in errors)
+    assert get(server, "/dashboards/sales?date=bananas").status_code == 200
+
+
+def test_only_loopback_host_names_are_answered(server: DashboardServer):
+    # DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the data
+    resp = get(server, "/api/state", headers={"Host": "evil.example"})
+    assert resp.status_code == 421
+    assert (
+        get(server, "/api/state", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+    )

@@ -67,7 +67,16 @@ def csv_text(header: list[str], rows: list[list[Any]]) -> str:
     return out.getvalue()
 
 
-def create_app(service: DashboardService) -> Flask:
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def create_app(service: DashboardService, *, allowed_hosts: set[str] | None = None) -> Flask:
+    """The app; ``allowed_hosts`` (host names, no port) guards against DNS rebinding.
+
+    Served on loopback, only requests addressed to a loopback name are answered: a web page
+    elsewhere cannot point its own host name at 127.0.0.1 and read the dashboards.
+    ``None`` allows any host (the server was told to listen beyond loopback).
+    """
     app = Flask(
         __name__,
         template_folder=str(_HERE / "templates"),
@@ -76,6 +85,16 @@ def create_app(service: DashboardService) -> Flask:
     )
     app.extensions[EXTENSION] = service
     app.jinja_env.filters["script_json"] = json_for_script
+
+    @app.before_request
+    def _host() -> Response | None:
+        if allowed_hosts is None:
+            return None
+        host = (request.host or "").lower()
+        name = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+        if name not in allowed_hosts:
+            return Response("unknown host\n", status=421, mimetype="text/plain")
+        return None
 
     @app.after_request
     def _headers(resp: Response) -> Response:

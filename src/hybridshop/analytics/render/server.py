@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hybridshop.analytics.render import bundle
-from hybridshop.analytics.render.app import create_app
+from hybridshop.analytics.render.app import LOOPBACK_NAMES, create_app
 from hybridshop.analytics.render.service import DashboardService
 from hybridshop.analytics.render.warehouse import WarehouseFile
 
@@ -79,7 +79,8 @@ def make_dashboard_server(
 ) -> DashboardServer:
     """Build (not start) a server for the dashboards of ``project_dir`` on ``warehouse``."""
     service = DashboardService(WarehouseFile(warehouse), project_dir, **service_kwargs)
-    app = create_app(service)
+    loopback = host in {"127.0.0.1", "localhost", "::1"}
+    app = create_app(service, allowed_hosts=set(LOOPBACK_NAMES) if loopback else None)
     handler = WSGIRequestHandler if access_log else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     bundle.warm()  # the first page should not wait for the charting bundle

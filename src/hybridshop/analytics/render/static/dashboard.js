@@ -247,6 +247,23 @@
     }
   }
 
+  // a filter whose expression the compiler refused is marked, with the reason as its title
+  function markBadFilters() {
+    data.dashboard.filters.forEach(function (f) {
+      var input = document.getElementById("filter-" + f.name);
+      if (!input) return;
+      var needle = "(dashboard filter '" + f.name + "')";
+      var bad = null;
+      data.tiles.forEach(function (t) {
+        t.errors.forEach(function (e) {
+          if (!bad && e.indexOf(needle) >= 0) bad = e;
+        });
+      });
+      input.setAttribute("aria-invalid", bad ? "true" : "false");
+      input.title = bad || "";
+    });
+  }
+
   // ---- tiles ----------------------------------------------------------------------------
   function signature(t) {
     return JSON.stringify([t.rows, t.spec, t.errors, t.title, t.layout, t.body_text]);
@@ -495,6 +512,7 @@
         lastState = fresh.warehouse;
         renderGrid();
         renderStatus();
+        markBadFilters();
         document.body.setAttribute("data-version", (lastState && lastState.version) || "");
       })
       .catch(function (err) {
@@ -550,6 +568,7 @@
   renderFilters();
   renderGrid();
   renderStatus();
+  markBadFilters();
   document.body.setAttribute("data-version", (lastState && lastState.version) || "");
   setInterval(renderStatus, 1000);
   if (!exported) {
