@@ -193,6 +193,10 @@ def test_filters_edit_the_url_and_the_tiles(server: DashboardServer, new_page: A
     # the date range picker writes a Looker expression into the URL
     page.locator('[data-filter="date"] select.preset').select_option("7 days")
     page.wait_for_url(re.compile(r".*date=7\+days.*"))
+    # the demo orders are 17 to 20 days old: none in the last 7 days
+    page.wait_for_function(
+        "() => document.querySelector('[data-tile=revenue] [data-testid=single-value]').textContent === '€0.00'"
+    )
     shot(page, "11-filtered")
     # a shared URL opens with the same filters
     other = new_page(server.url)
