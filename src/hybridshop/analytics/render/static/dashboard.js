@@ -79,6 +79,7 @@
   var DATE_PRESETS = [
     ["", "Any time"],
     ["today", "Today"],
+    ["24 hours", "Last 24 hours"],
     ["7 days", "Last 7 days"],
     ["30 days", "Last 30 days"],
     ["90 days", "Last 90 days"],
@@ -160,8 +161,13 @@
           from.value = m[1];
           to.value = m[2];
         }
-        if (!known) custom.selected = true;
-        range.hidden = known;
+        if (m) custom.selected = true;
+        else if (!known) {
+          // an expression with no preset (e.g. "3 days ago for 2 days"): offered as itself
+          var own = el("option", { value: f.value, text: f.value, selected: "" });
+          preset.insertBefore(own, custom);
+        }
+        range.hidden = !m;
         preset.addEventListener("change", function () {
           if (preset.value === "__range") {
             range.hidden = false;
