@@ -42,6 +42,7 @@ def measure(
     runs: int = 5,
     export_runs: int = 2,
     scale: float = 2.0,
+    only: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     from hybridshop.analytics.lookml import compile_element, run_query
 
@@ -53,6 +54,8 @@ def measure(
     try:
         session = requests.Session()
         for dash in service.dashboards():
+            if only is not None and dash.name not in only:
+                continue
             url = f"{server.url}/dashboards/{dash.name}"
             page, queries = [], []
             queries_sql = [
@@ -60,7 +63,7 @@ def measure(
                 for el in dash.elements
                 if el.type != "text"
             ]
-            for i in range(runs + 1):  # the first is a warm-up
+            for i in range(runs + 1 if runs else 1):  # the first is a warm-up
                 t = time.perf_counter()
                 resp = session.get(url, timeout=60)
                 took = (time.perf_counter() - t) * 1000
@@ -71,13 +74,13 @@ def measure(
                         if compiled.ok:
                             run_query(compiled, cur)
                     q = (time.perf_counter() - t) * 1000
-                if i:
+                if i or not runs:
                     page.append(took)
                     queries.append(q)
             exports, charts, pngs = [], [], []
             data = service.data(dash.name).to_dict()
             with tempfile.TemporaryDirectory(prefix="hybridshop-export-") as tmp:
-                for i in range(export_runs + 1):
+                for i in range(export_runs + 1 if export_runs else 1):
                     result = export_dashboard(service, dash.name, Path(tmp), scale=scale)
                     t = time.perf_counter()
                     for tile in data["tiles"]:
@@ -87,7 +90,7 @@ def measure(
                                 tile["spec"], x1 - x0 - 2 * PAD, y1 - y0 - HEAD - PAD, scale
                             )
                     chart_ms = (time.perf_counter() - t) * 1000
-                    if i:
+                    if i or not export_runs:
                         exports.append(result.total_ms)
                         pngs.append(result.png_ms)
                         charts.append(chart_ms)
