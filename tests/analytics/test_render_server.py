@@ -253,3 +253,21 @@ def test_only_loopback_host_names_are_answered(server: DashboardServer):
     assert (
         get(server, "/api/state", headers={"Host": f"localhost:{server.port}"}).status_code == 200
     )
+
+
+def test_replaced_copies_are_closed_once_their_queries_end(warehouse: Path, shop: Shop):
+    from hybridshop.analytics.render.warehouse import WarehouseFile
+
+    wf = WarehouseFile(warehouse, min_check_interval_s=0)
+    try:
+        with wf.cursor() as old:
+            first = old.execute("SELECT count(*) FROM public_orders").fetchone()
+            shop.buy(12, shop.orders[-1].purchased_at + dt.timedelta(hours=1))
+            write_warehouse(warehouse, shop)
+            assert wf.state().tables[0].rows == 8  # the new copy is open...
+            # ...and the query running on the old one still reads its consistent copy
+            assert old.execute("SELECT count(*) FROM public_orders").fetchone() == first
+            assert len(wf._retired) == 1
+        assert wf._retired == []  # closed with its last cursor
+    finally:
+        wf.close()

@@ -8,8 +8,8 @@ couple of seconds. The version is the replicator's count of applied changes when
 has ``_datastream_state`` (heartbeats then do not count as changes), else the file's
 identity.
 
-Connections are never closed under a running query: a replaced connection is retired and
-closed a while later.
+Connections are never closed under a running query: a replaced copy is closed when its last
+cursor is (each copy is its own DuckDB instance with its own cache, so they are not kept).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 ALIAS = "warehouse"  # the attached file's catalog name
-RETIRE_AFTER_S = 60.0  # a replaced connection is closed once no query can still be using it
+RETIRE_AFTER_S = 120.0  # a replaced copy still in use after this is closed anyway
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -108,6 +108,7 @@ class WarehouseFile:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._identity: tuple[int, int, int] | None = None
         self._retired: list[tuple[float, duckdb.DuckDBPyConnection]] = []
+        self._in_use: dict[int, int] = {}  # id(connection) -> open cursors
         self._state: WarehouseState | None = None
         self._checked_at = 0.0
         self._min_check = min_check_interval_s
@@ -151,7 +152,8 @@ class WarehouseFile:
         now = time.monotonic()
         keep = []
         for retired_at, con in self._retired:
-            if now - retired_at > RETIRE_AFTER_S:
+            if not self._in_use.get(id(con)) or now - retired_at > RETIRE_AFTER_S:
+                self._in_use.pop(id(con), None)
                 with contextlib.suppress(duckdb.Error):
                     con.close()
             else:
@@ -163,14 +165,20 @@ class WarehouseFile:
         """A cursor on the newest copy (raises ``WarehouseUnavailable`` if there is none)."""
         with self._lock:
             self._refresh()
-            assert self._con is not None
-            cur = self._con.cursor()
+            con = self._con
+            assert con is not None
+            cur = con.cursor()
+            self._in_use[id(con)] = self._in_use.get(id(con), 0) + 1
         try:
             cur.execute(f"USE {ALIAS}")
             cur.execute("SET TimeZone = 'UTC'")
             yield cur
         finally:
             cur.close()
+            with self._lock:
+                self._in_use[id(con)] -= 1
+                if con is not self._con:
+                    self._close_retired()
 
     def close(self) -> None:
         with self._lock:
