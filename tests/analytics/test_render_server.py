@@ -271,3 +271,30 @@ def test_replaced_copies_are_closed_once_their_queries_end(warehouse: Path, shop
         assert wf._retired == []  # closed with its last cursor
     finally:
         wf.close()
+
+
+def test_a_warehouse_no_replicator_writes_is_not_held_open(tmp_path: Path, shop: Shop):
+    """Serving warehouse.duckdb itself must not stop a replicator from opening it later."""
+    import subprocess
+    import sys
+
+    from hybridshop.analytics.render.warehouse import WarehouseFile
+
+    path = tmp_path / "warehouse.duckdb"
+    write_warehouse(path, shop)
+    wf = WarehouseFile(path, min_check_interval_s=0)
+    try:
+        assert wf.state().tables[0].rows == 7
+        with wf.cursor() as cur:
+            assert cur.execute("SELECT count(*) FROM public_orders").fetchone() == (7,)
+        writer = (
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+            "c.execute('CREATE TABLE written_by_another_process (x INT)'); c.close()"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", writer, str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert wf.state().version != "none"  # and it reads the file again after the change
+    finally:
+        wf.close()

@@ -102,8 +102,14 @@ class WarehouseFile:
     ``state()`` is cheap (one ``stat`` unless the file changed) and is what the page polls.
     """
 
-    def __init__(self, path: Path, *, min_check_interval_s: float = 0.25) -> None:
+    def __init__(
+        self, path: Path, *, min_check_interval_s: float = 0.25, hold_open: bool | None = None
+    ) -> None:
         self.path = Path(path)
+        # A read copy is held open between requests. Any other file (a warehouse.duckdb no
+        # replicator writes yet) is opened per request, so a replicator started later in
+        # another process can still take it for writing.
+        self._hold = self.path.stem.endswith(".read") if hold_open is None else hold_open
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._identity: tuple[int, int, int] | None = None
@@ -179,6 +185,16 @@ class WarehouseFile:
                 self._in_use[id(con)] -= 1
                 if con is not self._con:
                     self._close_retired()
+                else:
+                    self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        if self._hold or self._con is None or self._in_use.get(id(self._con)):
+            return
+        self._in_use.pop(id(self._con), None)
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()
+        self._con = None  # the identity stays: state() knows whether the file changed
 
     def close(self) -> None:
         with self._lock:
@@ -198,6 +214,16 @@ class WarehouseFile:
             if self._state is not None and now - self._checked_at < self._min_check:
                 return self._state
             self._checked_at = now
+            unchanged = (
+                self._state is not None
+                and not self._state.error
+                and self._file_identity() == self._identity
+            )
+            if unchanged and self._state is not None:
+                self._state = WarehouseState(
+                    self._state.version, self._state.tables, self._state.last_change_ms, _now_ms()
+                )
+                return self._state
             try:
                 changed = self._refresh()
             except WarehouseUnavailable as exc:
@@ -213,6 +239,7 @@ class WarehouseFile:
                     self._state = read_state(cur, fallback_version=_identity_str(self._identity))
                 finally:
                     cur.close()
+                    self._release_if_idle()
             else:
                 self._state = WarehouseState(
                     self._state.version,
