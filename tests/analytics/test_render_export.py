@@ -42,6 +42,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
             "sales",
             "--scale",
             str(SCALE),
+            "--pdf",
             "--json",
         ],
     )
@@ -54,6 +55,7 @@ def test_writes_html_and_png_per_dashboard(exported: tuple[Path, list[dict]]):
     assert [s["dashboard"] for s in summary] == ["render_check", "sales"]
     for s in summary:
         assert Path(s["html"]).is_file() and Path(s["png"]).is_file()
+        assert Path(s["pdf"]).read_bytes().startswith(b"%PDF")
         assert s["tile_errors"] == 0
     assert (out / "index.html").is_file()
     assert 'href="sales.html"' in (out / "index.html").read_text()

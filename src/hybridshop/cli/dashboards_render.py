@@ -92,6 +92,7 @@ def export(
     ),
     html: bool = typer.Option(True, "--html/--no-html", help="Write the self-contained HTML."),
     png: bool = typer.Option(True, "--png/--no-png", help="Write the PNG."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write the picture as a one-page PDF."),
     scale: float = typer.Option(2.0, "--scale", min=0.5, max=4.0, help="PNG pixel density."),
     warehouse: Path | None = typer.Option(None, "--warehouse", help="DuckDB file to read."),
     project_dir: Path | None = typer.Option(None, "--project", help="The Looker project folder."),
@@ -127,6 +128,7 @@ def export(
                 filters=_filters(filters),
                 html=html,
                 png=png,
+                pdf=pdf,
                 scale=scale,
                 progress=lambda name: status.update(f"exporting {name}..."),
             )
@@ -143,6 +145,6 @@ def export(
         typer.echo(json.dumps(summary, indent=2))
         return
     for r in summary:
-        files = ", ".join(str(p) for p in (r["html"], r["png"]) if p)
+        files = ", ".join(str(p) for p in (r["html"], r["png"], r["pdf"]) if p)
         note = f", [red]{r['tile_errors']} tile(s) with errors[/]" if r["tile_errors"] else ""
         console.print(f"{r['dashboard']}: {files} ({r['export_ms']:.0f} ms{note})")

@@ -8,6 +8,7 @@ The PNG is drawn without a browser (png.py). ``index.html`` lists what was expor
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ class Exported:
     title: str
     html: Path | None
     png: Path | None
+    pdf: Path | None
     data_ms: float
     html_ms: float
     png_ms: float
@@ -91,6 +93,7 @@ def export_dashboard(
     filters: Mapping[str, str] | None = None,
     html: bool = True,
     png: bool = True,
+    pdf: bool = False,
     scale: float = 2.0,
     tabs: list[tuple[str, str, bool]] | None = None,
 ) -> Exported:
@@ -105,16 +108,27 @@ def export_dashboard(
         html_path = out_dir / f"{base}.html"
         html_path.write_text(dashboard_html(data, tabs), encoding="utf-8")
         html_ms = (time.perf_counter() - t) * 1000
-    if png:
+    pdf_path = None
+    if png or pdf:
         t = time.perf_counter()
-        png_path = out_dir / f"{base}.png"
-        png_path.write_bytes(dashboard_png(data.to_dict(), scale=scale))
+        image = dashboard_png(data.to_dict(), scale=scale)
+        if png:
+            png_path = out_dir / f"{base}.png"
+            png_path.write_bytes(image)
+        if pdf:  # the same picture on one page, as tall as the dashboard
+            from PIL import Image
+
+            pdf_path = out_dir / f"{base}.pdf"
+            Image.open(io.BytesIO(image)).convert("RGB").save(
+                pdf_path, "PDF", resolution=72 * scale, title=data.dashboard.title or name
+            )
         png_ms = (time.perf_counter() - t) * 1000
     return Exported(
         name,
         data.dashboard.title or name,
         html_path,
         png_path,
+        pdf_path,
         data_ms,
         html_ms,
         png_ms,
@@ -131,6 +145,7 @@ def export_dashboards(
     filters: Mapping[str, str] | None = None,
     html: bool = True,
     png: bool = True,
+    pdf: bool = False,
     scale: float = 2.0,
     progress: Callable[[str], None] | None = None,
 ) -> list[Exported]:
@@ -192,6 +207,7 @@ def export_summary(results: list[Exported]) -> list[dict[str, Any]]:
             "dashboard": r.name,
             "html": str(r.html) if r.html else None,
             "png": str(r.png) if r.png else None,
+            "pdf": str(r.pdf) if r.pdf else None,
             "tiles": r.tiles,
             "tile_errors": r.errors,
             "data_ms": round(r.data_ms, 1),

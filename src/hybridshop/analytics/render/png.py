@@ -248,9 +248,10 @@ def _draw_text_tile(c: Canvas, t: dict[str, Any], box: tuple[float, float, float
         for line in c.wrap(t["subtitle_text"], 13, w):
             c.text((x0 + PAD, y), line, 13, MUTED)
             y += 19
+    lines: list[tuple[float, str, float, bool, float]] = []  # x offset, text, size, bold, gap
     for s in markdown_blocks(t.get("body_text") or ""):
         if not s:
-            y += 6
+            lines.append((0.0, "", 0.0, False, 6.0))
             continue
         heading = re.match(r"^(#{1,3}) (.*)$", s)
         bullet = re.match(r"^[-*] (.*)$", s)
@@ -260,15 +261,16 @@ def _draw_text_tile(c: Canvas, t: dict[str, Any], box: tuple[float, float, float
         elif bullet:
             s, indent, prefix = bullet.group(1), 14.0, "• "
         for i, line in enumerate(c.wrap(_clean_markdown(s), size, w - indent, bold)):
-            if y + size > y1 - PAD:
-                return
-            c.text(
-                (x0 + PAD + indent - (10 if prefix and i == 0 else 0), y),
-                (prefix if i == 0 else "") + line,
-                size,
-                bold=bold,
-            )
-            y += size + 6
+            offset = indent - (10 if prefix and i == 0 else 0)
+            lines.append((offset, (prefix if i == 0 else "") + line, size, bold, size + 6))
+    for n, (offset, text, size, bold, gap) in enumerate(lines):
+        if y + size > y1 - PAD:  # the tile is full: say that there is more
+            if any(line[1] for line in lines[n:]):
+                c.text((x1 - PAD, y1 - 6), "… more in the HTML export", 11, MUTED, anchor="rd")
+            return
+        if text:
+            c.text((x0 + PAD + offset, y), text, size, bold=bold)
+        y += gap
 
 
 def _draw_single(c: Canvas, t: dict[str, Any], body: tuple[float, float, float, float]) -> None:
