@@ -176,6 +176,7 @@ def export_dashboards(
                 filters=dash_filters,
                 html=html,
                 png=png,
+                pdf=pdf,
                 scale=scale,
                 tabs=tabs,
             )
