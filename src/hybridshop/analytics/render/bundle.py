@@ -67,8 +67,14 @@ def vega_bundle() -> str:
         return text
 
 
+_etag: str | None = None
+
+
 def bundle_etag() -> str:
-    return hashlib.sha256(vega_bundle().encode()).hexdigest()[:16]
+    global _etag
+    if _etag is None:
+        _etag = hashlib.sha256(vega_bundle().encode()).hexdigest()[:16]
+    return _etag
 
 
 def warm() -> threading.Thread:

@@ -280,17 +280,3 @@ def build_tile(
         )
     tile.took_ms = (time.perf_counter() - started) * 1000
     return tile
-
-
-def build_tiles(
-    project: Any,
-    dashboard: Any,
-    cursor: Any,
-    filters: Mapping[str, str] | None = None,
-    **kwargs: Any,
-) -> list[Tile]:
-    """Every element of ``dashboard``, in file order."""
-    return [
-        build_tile(project, dashboard, el, cursor, filters, **kwargs)
-        for el in _attr(dashboard, "elements", [])
-    ]
