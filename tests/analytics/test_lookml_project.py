@@ -119,6 +119,26 @@ def test_planted_bad_dashboard_filter_default(tmp_path: Path) -> None:
     assert "(dashboard filter 'date')" in msgs[0]
 
 
+def test_planted_bad_listen_target(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    dash = root / "dashboards" / "catalog.dashboard.lookml"
+    text = dash.read_text()
+    start = text.index("name: items_listed")
+    listen = text.index("listen:", start)
+    line = text[:listen].count("\n") + 1
+    end = text.index("category: public_products.category", listen)
+    dash.write_text(
+        text[:end]
+        + "category: public_products.kategory"
+        + text[end + len("category: public_products.category") :]
+    )
+    msgs = _messages(root)
+    assert msgs == [
+        f"dashboards/catalog.dashboard.lookml:{line}: catalog/items_listed: listen 'category': "
+        "unknown field 'public_products.kategory': view 'public_products' has no such field"
+    ]
+
+
 def test_planted_syntax_error(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     view = root / "views" / "public_orders.view.lkml"

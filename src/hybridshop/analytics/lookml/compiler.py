@@ -759,6 +759,25 @@ def compile_query(
     return out
 
 
+def _check_ref(project: Project, model: str | None, explore: str, ref: str) -> str | None:
+    """Why ``ref`` is not a field of the explore (None when it is)."""
+    ex = project.explore(model, explore)
+    if ex is None:
+        return f"unknown explore {explore!r}"
+    alias, _, name = ref.partition(".")
+    view_name = (
+        ex.view_name
+        if alias == ex.name
+        else (ex.joins[alias].view_name if alias in ex.joins else None)
+    )
+    if view_name is None:
+        return f"unknown field {ref!r}: explore {explore!r} has no view {alias!r}"
+    view = project.views.get(view_name)
+    if view is None or name not in view.fields:
+        return f"unknown field {ref!r}: view {view_name!r} has no such field"
+    return None
+
+
 UNSUPPORTED_ELEMENT_KEYS = {
     "dynamic_fields": "table calculations and custom fields (dynamic_fields) are not supported",
     "merged_queries": "merged results (merged_queries) are not supported",
@@ -810,6 +829,12 @@ def compile_element(
                     label,
                     f"listens to {fname!r}, which is not a filter of this dashboard",
                 )
+            )
+            continue
+        problem = _check_ref(project, el.model, el.explore, target)
+        if problem is not None:
+            errors.append(
+                ElementError(el.file, el.line_of("listen"), label, f"listen {fname!r}: {problem}")
             )
             continue
         expr = values.get(fname, df.default_value)
