@@ -60,6 +60,15 @@ def test_sql_prints_bigquery_and_duckdb() -> None:
     assert "FROM public_orders AS public_orders" in duck
 
 
+def test_sql_retargeted_to_a_bigquery_dataset() -> None:
+    result = CliRunner().invoke(
+        app, ["dashboards", "sql", "sales", "revenue", "--bigquery", "prod-1.analytics"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "`prod-1.analytics.public_orders`" in result.output
+    assert "my-gcp-project" not in result.output
+
+
 def test_errors_are_one_clear_line(known_db: str, tmp_path: object) -> None:
     runner = CliRunner()
     cases = [

@@ -162,12 +162,23 @@ def sql(
     element: str = typer.Argument(..., help="Element name within the dashboard."),
     filters: list[str] = FILTER_OPTION,
     project_dir: Path | None = PROJECT_OPTION,
+    bigquery: str | None = typer.Option(
+        None, "--bigquery", help="Show the BigQuery SQL retargeted to PROJECT.DATASET."
+    ),
 ) -> None:
     """Print the BigQuery SQL Looker would send for a tile, and the DuckDB SQL run locally."""
     project = _load(project_dir)
     compiled = _compile(project, dashboard, element, _parse_filters(filters))
     typer.echo("-- BigQuery (what Looker sends)")
-    typer.echo(compiled.bigquery_sql)
+    if bigquery:
+        from hybridshop.analytics.bigquery import BigQueryRunner
+
+        try:
+            typer.echo(BigQueryRunner.from_target(bigquery).sql(compiled))
+        except ValueError as exc:
+            _fail(str(exc))
+    else:
+        typer.echo(compiled.bigquery_sql)
     typer.echo("")
     typer.echo("-- DuckDB (what runs locally)")
     typer.echo(compiled.duckdb_sql)
