@@ -283,3 +283,15 @@ def test_element_layout_and_keys(project: Project) -> None:
     assert el.raw["y_axes"][1]["orientation"] == "right"  # vis keys are kept
     f = project.dashboards["sales"].filter("category")
     assert f is not None and f.type == "field_filter" and f.field == "public_products.category"
+
+
+def test_view_files_can_include_view_files(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    model = root / "hybridshop.model.lkml"
+    _edit(model, 'include: "/views/*.view.lkml"', 'include: "/views/public_orders.view.lkml"')
+    view = root / "views" / "public_orders.view.lkml"
+    view.write_text('include: "public_products.view.lkml"\n' + view.read_text())
+    project = load_project(root)
+    assert project.errors == []
+    assert set(project.views) == {"public_orders", "public_products"}
+    assert validate_project(project) == []

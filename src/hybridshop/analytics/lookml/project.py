@@ -434,8 +434,12 @@ class _Loader:
                     included_views.append(f)
                 elif f.endswith(".dashboard.lookml") and f not in included_dashboards:
                     included_dashboards.append(f)
-        for rel in included_views:
-            self.load_views(rel)
+        i = 0
+        while i < len(included_views):  # a view file may include more view files
+            for extra in self.load_views(included_views[i]):
+                if extra not in included_views:
+                    included_views.append(extra)
+            i += 1
         for rel in self.files:
             if rel.endswith(".view.lkml") and rel not in included_views:
                 self.error(rel, 1, "", "view file is not included by any model")
@@ -550,12 +554,21 @@ class _Loader:
             model.explores[explore.name] = explore
         return resolved
 
-    def load_views(self, rel: str) -> None:
+    def load_views(self, rel: str) -> list[str]:
+        """Load the views of one file; return the view files its own includes name."""
         parsed = self.parse_lkml(rel)
         if parsed is None:
-            return
+            return []
         data, text = parsed
         src = _Source(text)
+        more: list[str] = []
+        for pattern in data.get("includes", []):
+            pos = text.find(pattern)
+            matched = resolve_include(pattern, rel, self.files)
+            if not matched:
+                line = _line_at(text, pos) if pos >= 0 else 1
+                self.error(rel, line, "", f"include {pattern!r} matches no file")
+            more.extend(m for m in matched if m.endswith(".view.lkml"))
         for v in data.get("views", []):
             start, end = src.block("view", v["name"])
             view = View(
@@ -587,6 +600,7 @@ class _Loader:
             for g in v.get("dimension_groups", []):
                 line = src.line("dimension_group", g["name"], start, end)
                 self.add_group(view, g, rel, line)
+        return more
 
     def add_field(self, view: View, kind: str, d: dict[str, Any], rel: str, line: int) -> None:
         ftype = str(d.get("type", "string" if kind != "measure" else "count"))
