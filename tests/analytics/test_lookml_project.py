@@ -295,3 +295,48 @@ def test_view_files_can_include_view_files(tmp_path: Path) -> None:
     assert project.errors == []
     assert set(project.views) == {"public_orders", "public_products"}
     assert validate_project(project) == []
+
+
+def test_is_deleted_rows_excluded_where_the_layout_has_them(tmp_path: Path) -> None:
+    """A table without a primary key: Datastream's merge mode appends rows with
+    datastream_metadata.is_deleted. The documented recipe (sql_always_where on the explore)
+    excludes them; our own tables have keys, so Datastream deletes rows and has no column."""
+    import duckdb
+
+    from hybridshop.analytics.lookml import compile_query, run_query
+
+    root = _copy(tmp_path)
+    model = root / "hybridshop.model.lkml"
+    _edit(
+        model,
+        '  label: "Orders"\n',
+        '  label: "Orders"\n  sql_always_where: NOT COALESCE(${TABLE}.datastream_metadata'
+        ".is_deleted, FALSE) ;;\n",
+    )
+    project = load_project(root)
+    assert validate_project(project) == []
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE TABLE public_orders (id BIGINT, product_id BIGINT, price DECIMAL(10,2), "
+        "currency VARCHAR, purchased_at TIMESTAMP, buyer_ref VARCHAR, channel VARCHAR, "
+        "idempotency_key VARCHAR, datastream_metadata STRUCT(uuid VARCHAR, source_timestamp "
+        "BIGINT, is_deleted BOOLEAN))"
+    )
+    con.execute(
+        "INSERT INTO public_orders VALUES "
+        "(1, 1, 10, 'EUR', '2024-01-01', NULL, 'api', NULL, {'uuid': 'a', 'source_timestamp': 1,"
+        " 'is_deleted': false}), "
+        "(2, 2, 20, 'EUR', '2024-01-01', NULL, 'api', NULL, {'uuid': 'b', 'source_timestamp': 2,"
+        " 'is_deleted': true}), "
+        "(3, 3, 40, 'EUR', '2024-01-01', NULL, 'api', NULL, {'uuid': 'c', 'source_timestamp': 3,"
+        " 'is_deleted': NULL})"
+    )
+    compiled = compile_query(
+        project, "hybridshop", "public_orders", ["public_orders.count", "public_orders.revenue"]
+    )
+    assert compiled.ok, compiled.errors
+    assert "is_deleted" in compiled.bigquery_sql
+    assert run_query(compiled, con).rows == [
+        {"public_orders.count": 2, "public_orders.revenue": 50}
+    ]
