@@ -220,6 +220,19 @@ def test_unsupported_features_are_errors_and_the_rest_renders(tmp_path: Path) ->
             assert compile_element(project, "sales", el.name).errors == [], el.name
 
 
+def test_liquid_in_an_element_filter_is_unsupported(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    dash = root / "dashboards" / "catalog.dashboard.lookml"
+    _edit(dash, 'public_orders.id: "NULL"', "public_orders.id: \"{{ _user_attributes['x'] }}\"")
+    line = _line_of(dash, "filters:", after="name: unsold_listings")
+    compiled = compile_element(load_project(root), "catalog", "unsold_listings")
+    assert [str(e) for e in compiled.errors] == [
+        f"dashboards/catalog.dashboard.lookml:{line}: catalog/unsold_listings: Liquid templates "
+        "in filters are not supported"
+    ]
+    assert isinstance(compiled.errors[0], UnsupportedError)
+
+
 def test_validate_cli_fails_with_file_line(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     dash = root / "dashboards" / "sales.dashboard.lookml"

@@ -44,6 +44,7 @@ VALUE_FORMATS = {
     "id": "0",
 }
 _REF = re.compile(r"\$\{([^}]*)\}")
+_LIQUID = re.compile(r"\{\{|\{%")
 _FANOUT = ("one_to_many", "many_to_many")
 _DUP_JOINED = ("many_to_one", "many_to_many")
 
@@ -808,6 +809,13 @@ def compile_element(
     for key, message in UNSUPPORTED_ELEMENT_KEYS.items():
         if key in el.raw:
             out.errors.append(UnsupportedError(el.file, el.line_of(key), label, message))
+    for key in ("filters", "fields", "sorts", "listen"):
+        if _LIQUID.search(str(el.raw.get(key) or "")):
+            out.errors.append(
+                UnsupportedError(
+                    el.file, el.line_of(key), label, f"Liquid templates in {key} are not supported"
+                )
+            )
     if el.explore is None:
         out.errors.append(
             ElementError(el.file, el.line, label, "element has fields but no explore")
