@@ -20,20 +20,26 @@ The public contract (what the dashboard renderer, server, export and CLI build o
     ``fields``, ``pivots``, ``sorts``, ``limit``, ``refresh`` and ``raw`` — every key of the
     element as written, vis settings included).
 
-``compile_element(project, dashboard, element_name, filters=None, now=None) -> CompiledQuery``
+``compile_element(project, dashboard, element_name, filters=None, now=None, table_map=None)``
     ``filters`` maps dashboard filter names to Looker filter expressions; a missing name
     takes the filter's ``default_value``, an empty string means "is any value". Never
     raises for project problems: an element that cannot compile comes back with
     ``errors`` set and ``bigquery_sql``/``duckdb_sql`` ``None``; text tiles have no SQL and
     no errors. ``now`` (an aware datetime, default: the current UTC time) anchors relative
-    date filters such as ``7 days``.
+    date filters such as ``7 days``. ``table_map`` maps Datastream table names to local DuckDB
+    tables (default: the same name in the default schema). Raises ``KeyError`` for an unknown
+    dashboard or element name. ``compile_query(project, model, explore, fields, filters=…,
+    sorts=…, limit=…, pivots=…, fill_fields=…)`` compiles an explore query the same way.
 
 ``CompiledQuery``
     ``bigquery_sql`` (what Looker would send to BigQuery), ``duckdb_sql`` (the same after
     sqlglot and our AST fixes), ``fields: list[FieldInfo]`` (``name`` = ``view.field`` =
     the row key, ``label``, ``category`` dimension|measure, ``type``, ``value_format``,
-    ``value_format_name``, ``timeframe``), ``pivots``, ``fill_fields``, ``sorts``,
-    ``limit``, ``errors: list[ElementError]``; ``ok`` is True when there is SQL to run.
+    ``value_format_name``, ``timeframe``, ``column``), ``pivots``, ``fill_fields``,
+    ``sorts`` ([(field, descending)]), ``limit``, ``filters`` (field → expression applied),
+    ``tables`` (the Datastream tables read), ``errors: list[ElementError]`` (an
+    ``UnsupportedError`` for a feature we do not implement); ``ok`` is True when there is SQL
+    to run.
 
 ``run_query(compiled, warehouse) -> QueryResult``
     ``warehouse`` is a DuckDB connection (its ``TimeZone`` is set to UTC) or a path to a
