@@ -35,6 +35,7 @@ applied to the BigQuery AST before ``.sql("duckdb")``:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import cast
@@ -204,7 +205,16 @@ def _fix_scale(node: exp.Expression) -> exp.Expression:
 
 
 def to_duckdb(bigquery_sql: str, table_map: Mapping[str, str] | None = None) -> str:
-    """Transpile one BigQuery statement to DuckDB with the fixes above."""
+    """Transpile one BigQuery statement to DuckDB with the fixes above.
+
+    Cached by text: relative date filters resolve to day- or hour-aligned literals, so a
+    dashboard refreshing all day sends the same SQL and pays sqlglot once."""
+    return _to_duckdb(bigquery_sql, tuple(sorted((table_map or {}).items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_duckdb(bigquery_sql: str, table_items: tuple[tuple[str, str], ...]) -> str:
+    table_map = dict(table_items)
     try:
         tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
     except sqlglot.errors.ParseError as exc:
