@@ -300,3 +300,23 @@ def test_layout_is_newspaper_grid(project: Project) -> None:
         for el in dash.elements:
             assert el.col >= 0 and el.col + el.width <= 24, (dash.name, el.name)
             assert el.height > 0
+
+
+def test_per_schema_layout_through_table_map(project: Project, known_db: str) -> None:
+    """Datastream's dataset-per-schema layout (`--layout per-schema --dataset-prefix ds_`):
+    the same tiles with the tables mapped to ds_public.products / ds_public.orders."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH '{known_db}' AS src (READ_ONLY)")
+    con.execute("CREATE SCHEMA ds_public")
+    con.execute("CREATE TABLE ds_public.products AS SELECT * FROM src.public_products")
+    con.execute("CREATE TABLE ds_public.orders AS SELECT * FROM src.public_orders")
+    con.execute("DETACH src")
+    tables = {"public_products": "ds_public.products", "public_orders": "ds_public.orders"}
+    compiled = compile_element(project, "sales", "revenue_by_category", ALL_DATES, table_map=tables)
+    assert "ds_public.orders" in (compiled.duckdb_sql or "")
+    got = [
+        (r["public_products.category"], r["public_orders.revenue"])
+        for r in run_query(compiled, con).rows
+    ]
+    assert got == [("music", D("330.00")), ("home", D("70.00")), ("books", D("10.00"))]
