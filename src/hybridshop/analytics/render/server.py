@@ -64,6 +64,7 @@ class DashboardServer:
         self._close()
 
     def _close(self) -> None:
+        bundle.stop_warming()
         self._server.server_close()
         self.service.warehouse.close()
 
