@@ -138,13 +138,13 @@
     width: 14
     height: 8
 
-  - name: price_vs_sell_through
-    title: Average Price vs Sell-through, per Category
+  - name: price_vs_time_to_sale
+    title: Average Order Value vs Median Hours to Sale, per Category
     type: looker_scatter
     model: hybridshop
-    explore: public_products
-    fields: [public_products.category, public_products.average_price, public_products.sell_through_rate]
-    sorts: [public_products.average_price desc]
+    explore: public_orders
+    fields: [public_products.category, public_orders.average_order_value, public_orders.median_hours_to_sale]
+    sorts: [public_orders.average_order_value desc]
     limit: 50
     listen:
       date: public_products.created_date

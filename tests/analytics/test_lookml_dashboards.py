@@ -196,20 +196,24 @@ def test_catalog_price_distribution(project: Project, known: duckdb.DuckDBPyConn
     )
 
 
-def test_catalog_price_vs_sell_through(project: Project, known: duckdb.DuckDBPyConnection) -> None:
+def test_catalog_price_vs_time_to_sale(project: Project, known: duckdb.DuckDBPyConnection) -> None:
     got = [
         (
             r["public_products.category"],
-            r["public_products.average_price"],
-            r["public_products.sell_through_rate"],
+            r["public_orders.average_order_value"],
+            r["public_orders.median_hours_to_sale"],
         )
-        for r in rows(project, known, "catalog", "price_vs_sell_through")
+        for r in rows(project, known, "catalog", "price_vs_time_to_sale")
     ]
-    assert got == [
-        ("music", pytest.approx(165.0), 1.0),
-        ("home", pytest.approx(35.0), 1.0),
-        ("books", pytest.approx(7.5), 0.5),
+    # music: orders of 300 and 30 (60 h, 6 h); home: 20 and 50 (4 h, 48 h); books: 10 (2 h)
+    assert [(c, a) for c, a, _ in got] == [
+        ("music", pytest.approx(165.0)),
+        ("home", pytest.approx(35.0)),
+        ("books", pytest.approx(10.0)),
     ]
+    medians = {c: m for c, _, m in got}
+    assert medians["books"] == pytest.approx(2.0)
+    assert medians["music"] in (6.0, 60.0) and medians["home"] in (4.0, 48.0)
 
 
 def test_catalog_unsold_listings(project: Project, known: duckdb.DuckDBPyConnection) -> None:

@@ -110,9 +110,10 @@ def handwritten(dashboard: str, element: str, default_date: str) -> str | None:
             f"SELECT {tiers}, p.category, count(*) FROM public_products p WHERE {p_when} "
             "GROUP BY 1, 2"
         ),
-        ("catalog", "price_vs_sell_through"): (
-            f"SELECT p.category, avg(p.price), count(o.id) / count(*) FROM {pp} "
-            f"WHERE {p_when} GROUP BY 1 ORDER BY 2 DESC LIMIT 50"
+        ("catalog", "price_vs_time_to_sale"): (
+            "SELECT p.category, avg(o.price), quantile_disc(date_diff('second', p.created_at, "
+            f"o.purchased_at) / 3600.0, 0.5) FROM {po} WHERE {p_when} GROUP BY 1 "
+            "ORDER BY 2 DESC LIMIT 50"
         ),
         ("catalog", "unsold_listings"): (
             f"SELECT p.name, p.category, p.price, p.created_at::DATE FROM {pp} "
