@@ -47,7 +47,13 @@ def measure(
     from hybridshop.analytics.lookml import compile_element, run_query
 
     server = make_dashboard_server(
-        warehouse, "127.0.0.1", 0, load_project=lambda _dir: project, cache_ttl_s=0.0, now=now
+        warehouse,
+        "127.0.0.1",
+        0,
+        load_project=lambda _dir: project,
+        cache_ttl_s=0.0,
+        min_refresh_s=0.0,
+        now=now,
     ).start()
     service = server.service
     figures: dict[str, dict[str, Any]] = {}
