@@ -94,6 +94,12 @@ def export(
     png: bool = typer.Option(True, "--png/--no-png", help="Write the PNG."),
     pdf: bool = typer.Option(False, "--pdf", help="Also write the picture as a one-page PDF."),
     scale: float = typer.Option(2.0, "--scale", min=0.5, max=4.0, help="PNG pixel density."),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="Evaluate relative date filters ('180 days', 'this month') as of this UTC date or "
+        "time (YYYY-MM-DD[THH:MM]), for a reproducible report.",
+    ),
     warehouse: Path | None = typer.Option(None, "--warehouse", help="DuckDB file to read."),
     project_dir: Path | None = typer.Option(None, "--project", help="The Looker project folder."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
@@ -118,7 +124,17 @@ def export(
             err=True,
         )
         raise typer.Exit(1)
-    service = DashboardService(WarehouseFile(path), project_dir)
+    now = None
+    if as_of:
+        from datetime import UTC, datetime
+
+        try:
+            now = datetime.fromisoformat(as_of).replace(tzinfo=UTC)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--as-of {as_of!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+            ) from None
+    service = DashboardService(WarehouseFile(path), project_dir, now=now)
     try:
         with console.status("exporting...") as status:
             results = export_dashboards(

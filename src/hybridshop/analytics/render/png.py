@@ -186,6 +186,9 @@ def _header(c: Canvas, data: dict[str, Any], measure_only: bool = False) -> floa
         for f in dash.get("filters", [])
     ]
     info = "Data as of " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp_ms / 1000))
+    if data.get("as_of_ms"):
+        stamp_ms = int(data["as_of_ms"])  # ages below relative to the report's date too
+        info = "Report as of " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp_ms / 1000))
     if parts:
         info += "   ·   Filters — " + "; ".join(parts)
     if not measure_only:

@@ -40,9 +40,11 @@ class DashboardData:
     warehouse: dict[str, Any]
     generated_at_ms: int
     took_ms: float
+    as_of_ms: int | None = None  # relative date filters pinned to this time (reports)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "as_of_ms": self.as_of_ms,
             "dashboard": dashboard_meta(self.dashboard, self.filters),
             "tiles": [t.to_dict() for t in self.tiles],
             "warehouse": self.warehouse,
@@ -187,6 +189,7 @@ class DashboardService:
                 state.to_dict(),
                 int(time.time() * 1000),
                 (time.perf_counter() - started) * 1000,
+                int(self._now.timestamp() * 1000) if self._now is not None else None,
             )
             if len(self._cache) > 256:
                 self._cache.clear()

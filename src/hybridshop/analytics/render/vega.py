@@ -249,6 +249,8 @@ def chart_spec(
             "axis": {
                 "format": _AXIS_FORMAT.get(str(meta["x_timeframe"]), "%b %d"),
                 "labelAngle": 0,
+                "labelOverlap": "greedy",
+                "labelSeparation": 8,
             },
         }
         unit = _TIME_UNIT.get(str(meta["x_timeframe"]))

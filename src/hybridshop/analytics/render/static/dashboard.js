@@ -54,6 +54,7 @@
     var updated = document.getElementById("updated");
     updated.textContent =
       (exported ? "Data as of " : "Updated ") + clock(data.generated_at_ms) + " (" + ago(data.generated_at_ms) + ")";
+    if (data.as_of_ms) updated.textContent += " · relative dates as of " + clock(data.as_of_ms);
     updated.title = "Queries took " + data.took_ms + " ms";
     var list = document.getElementById("freshness");
     list.textContent = "";
