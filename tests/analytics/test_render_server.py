@@ -217,6 +217,8 @@ def test_unknown_dashboard_is_404(server: DashboardServer):
     assert resp.status_code == 404
     assert "no dashboard" in resp.text
     assert get(server, "/api/dashboards/nope").status_code == 404
+    evil = get(server, "/dashboards/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    assert evil.status_code == 404 and "<script>alert" not in evil.text
 
 
 def test_no_warehouse_yet_still_renders(tmp_path: Path, project: Path):
