@@ -197,7 +197,8 @@ def _header(c: Canvas, data: dict[str, Any], measure_only: bool = False) -> floa
     x = float(MARGIN)
     wh = data.get("warehouse") or {}
     for t in wh.get("tables", []):
-        label = f"{t['table']} · {t['rows']:,} rows · newest change {_ago(t.get('latest_source_ms'), stamp_ms)}"
+        rows = f"{t['rows']:,} row" + ("" if t["rows"] == 1 else "s")
+        label = f"{t['table']} · {rows} · newest change {_ago(t.get('latest_source_ms'), stamp_ms)}"
         w = c.width_of(label, 12) + 20
         if not measure_only:
             c.rect((x, y, x + w, y + 22), CHIP, radius=11)

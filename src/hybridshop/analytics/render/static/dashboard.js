@@ -66,7 +66,7 @@
     (st.tables || []).forEach(function (t) {
       var chip = el("li", { className: "chip", "data-table": t.table }, [
         el("strong", { text: t.table }),
-        " · " + fmtInt(t.rows) + " rows · newest change " + ago(t.latest_source_ms),
+        " · " + fmtInt(t.rows) + (t.rows === 1 ? " row" : " rows") + " · newest change " + ago(t.latest_source_ms),
       ]);
       chip.title = t.latest_source_ms ? "Latest source commit: " + clock(t.latest_source_ms) : "empty table";
       list.appendChild(chip);
