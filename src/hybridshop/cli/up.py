@@ -134,6 +134,9 @@ def up(
                 # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
                 audience=API_AUDIENCE,
                 metadata_url=f"{gateway.issuer_url}/metadata",
+                # as on Cloud Run: the session key and the seller token come from the environment
+                secret_key=os.environ.get("SECRET_KEY") or None,
+                admin_token=os.environ.get("SHOP_ADMIN_TOKEN") or None,
             )
             stack.stops.append(("web shop", shop.stop))
             stack.urls.append(("Web shop", shop.url, "Flask on Google Cloud Run"))
@@ -162,6 +165,7 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
     env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
     if auth:
         env["ALLOWED_CALLERS"] = LOCAL_CALLER
+        env["ALLOWED_SELLERS"] = LOCAL_CALLER
     gateway = LocalGateway(
         GatewayConfig(
             host=host,

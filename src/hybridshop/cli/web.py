@@ -38,6 +38,7 @@ def web(
 ) -> None:
     """Serve the web shop (Flask) on http://127.0.0.1:8080 until Ctrl-C."""
     import logging
+    import os
 
     from rich.console import Console
 
@@ -52,6 +53,8 @@ def web(
             port,
             audience=audience or None,
             metadata_url=metadata_url or None,
+            secret_key=os.environ.get("SECRET_KEY") or None,
+            admin_token=os.environ.get("SHOP_ADMIN_TOKEN") or None,
             access_log=access_log,
         )
     except SettingsError as exc:

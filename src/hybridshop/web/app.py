@@ -138,6 +138,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     formatting.install(app)
     _register_errors(app)
 
+    from hybridshop.web import sellers
     from hybridshop.web.views import health, manage, storefront
 
     app.register_blueprint(health.bp)
@@ -146,6 +147,11 @@ def create_app(settings: WebSettings | None = None) -> Flask:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"shop_env": settings.environment}
+        return {
+            "shop_env": settings.environment,
+            "catalog_open": settings.catalog_open,
+            "catalog_enabled": settings.catalog_enabled,
+            "seller_signed_in": bool(settings.admin_token) and sellers.signed_in(),
+        }
 
     return app

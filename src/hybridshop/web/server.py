@@ -75,6 +75,7 @@ def make_web_server(
     audience: str | None = None,
     metadata_url: str | None = None,
     secret_key: str | None = None,
+    admin_token: str | None = None,
     access_log: bool = False,
 ) -> WebServer:
     """Build (but do not start) a development shop server; port 0 picks a free port.
@@ -88,6 +89,7 @@ def make_web_server(
         secret_key=secret_key or "",
         environment="development",
         metadata_server_url=metadata_url or f"{api_url.rstrip('/')}/_local/metadata",
+        admin_token=admin_token or "",
     )
     app = create_app(settings)
     handler = WSGIRequestHandler if access_log else _QuietHandler
@@ -104,8 +106,15 @@ def start_web(
     audience: str | None = None,
     metadata_url: str | None = None,
     secret_key: str | None = None,
+    admin_token: str | None = None,
 ) -> WebServer:
     """Start the shop on a background thread and return once it is listening."""
     return make_web_server(
-        api_url, host, port, audience=audience, metadata_url=metadata_url, secret_key=secret_key
+        api_url,
+        host,
+        port,
+        audience=audience,
+        metadata_url=metadata_url,
+        secret_key=secret_key,
+        admin_token=admin_token,
     ).start()
