@@ -18,7 +18,14 @@ from hybridshop.web.settings import WebSettings
 LOCAL_AUDIENCE = "hybridshop-api"
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's handler without its ``Server: Werkzeug/x Python/y`` version banner."""
+
+    def version_string(self) -> str:
+        return "hybridshop"
+
+
+class _QuietHandler(_Handler):
     """No per-request access lines: ``hybridshop up`` keeps its terminal readable."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -92,7 +99,7 @@ def make_web_server(
         admin_token=admin_token or "",
     )
     app = create_app(settings)
-    handler = WSGIRequestHandler if access_log else _QuietHandler
+    handler = _Handler if access_log else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     logging.getLogger("hybridshop.web").info("shop listening on http://%s:%d", host, server.port)
     return WebServer(app, server)
