@@ -1,0 +1,767 @@
+"""``hybridshop replicate verify``: is the warehouse a faithful copy of the source, right now?
+
+Contract
+--------
+For every table of the publication, compare what PostgreSQL holds with the destination table
+in Datastream's layout (merge: the mirror; append-only: the latest change per key; a key-less
+table: the multiset of rows) and classify each difference as
+
+- **missing**: a source row the warehouse lacks,
+- **extra**: a warehouse row the source lacks (e.g. deleted at the source but still present),
+- **different**: same key, some published column differs,
+
+with sample keys. A difference is reported only when it is *confirmed*: stable at the source
+across the check and still wrong in a warehouse state at least as recent as the first source
+read. Rows that changed during every round of the check are reported as *unsettled*, never
+as a match or a difference.
+
+How it compares like with like while writes go on
+-------------------------------------------------
+Values never travel: each engine turns every published column into one canonical text (for
+each type the replicator maps, see ``typemap``: floats as 17 significant digits, timestamps
+as UTC to the microsecond, intervals as months/days/microseconds, bytes as hex, ...), hashes
+the row (md5 of the length-prefixed texts) and sums the hashes per key range (integer keys:
+ranges of about ``chunk_rows`` rows; other keys and key-less tables: md5 buckets of the key).
+
+1. Source aggregates in one REPEATABLE READ snapshot, with ``pg_current_wal_lsn()`` read
+   after the snapshot was taken (P: every transaction the snapshot sees ends before P).
+2. Wait until the warehouse's applied LSN W >= P (it applies whole transactions in commit
+   order, so it then holds everything the snapshot saw, and maybe more), then its aggregates.
+3. Ranges whose count or hash sum differ are re-read row by row in rounds: source (snapshot
+   A, LSN P), warehouse at W >= P, source again (snapshot B, after the warehouse read). A row
+   equal in A and B was not changed in between, so any warehouse state between them must hold
+   it: if it does not, the difference is confirmed. A row that changed between A and B is
+   re-checked in the next round (up to ``max_rounds``).
+
+When no replicator is running (the slot is inactive) nothing is waited for: the warehouse is
+compared as it is, and its lag is reported. The warehouse is read through one read-only DuckDB
+connection (``open_warehouse``): the file itself, or its reader copy while a replicator holds
+the write lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from hybridshop.datastream.destination import (
+    APPEND_ONLY,
+    MERGE,
+    SINGLE_DATASET,
+    STATE_TABLE,
+    StreamLayout,
+    q,
+)
+from hybridshop.datastream.pgoutput import format_lsn, parse_lsn
+from hybridshop.datastream.service import snapshot_path_for
+from hybridshop.datastream.source import (
+    PrerequisiteError,
+    SourceColumn,
+    SourceTable,
+    TypeCatalog,
+    published_tables,
+)
+from hybridshop.datastream.typemap import ColumnType
+from hybridshop.db.replication import DEFAULT_SLOT
+
+SOURCE_OPTIONS = (
+    "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3"
+)
+
+
+class VerifyError(RuntimeError):
+    """Verification could not run (no warehouse, no state, source unreachable...)."""
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    slot: str = DEFAULT_SLOT
+    publication: str | None = None  # None: the one recorded in the warehouse state
+    dataset_prefix: str = ""
+    chunk_rows: int = 5000  # target rows per key range
+    max_rounds: int = 4  # row-level rounds for ranges that changed during the check
+    wait_timeout_s: float = 30.0  # how long to wait for a running replicator to catch up
+    samples: int = 5
+    tables: tuple[str, ...] = ()  # only these (schema.table or table); empty = all
+
+
+@dataclass
+class TableResult:
+    table: str  # source schema.table
+    destination: str
+    source_rows: int = 0
+    warehouse_rows: int = 0
+    missing: int = 0
+    extra: int = 0
+    different: int = 0
+    unsettled: int = 0
+    samples: dict[str, list[str]] = field(default_factory=dict)  # kind -> keys
+    ranges: int = 0
+    ranges_rechecked: int = 0
+    error: str | None = None
+
+    @property
+    def differences(self) -> int:
+        return self.missing + self.extra + self.different
+
+    @property
+    def matched(self) -> bool:
+        return self.error is None and self.differences == 0
+
+    def add(self, kind: str, key: str, limit: int) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        keys = self.samples.setdefault(kind, [])
+        if len(keys) < limit:
+            keys.append(key)
+
+
+@dataclass
+class VerifyReport:
+    tables: list[TableResult]
+    source_lsn: str
+    warehouse_lsn: str
+    read_from: str
+    replicator_running: bool
+    caught_up: bool
+    elapsed_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.matched for t in self.tables)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "source_lsn": self.source_lsn,
+            "warehouse_lsn": self.warehouse_lsn,
+            "read_from": self.read_from,
+            "replicator_running": self.replicator_running,
+            "caught_up": self.caught_up,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "notes": self.notes,
+            "tables": [
+                {
+                    "table": t.table,
+                    "destination": t.destination,
+                    "source_rows": t.source_rows,
+                    "warehouse_rows": t.warehouse_rows,
+                    "missing": t.missing,
+                    "extra": t.extra,
+                    "different": t.different,
+                    "unsettled": t.unsettled,
+                    "samples": t.samples,
+                    "error": t.error,
+                    "matched": t.matched,
+                }
+                for t in self.tables
+            ],
+        }
+
+
+# --- reading the warehouse -------------------------------------------------------------------
+def open_warehouse(duckdb_path: Path) -> tuple[Any, Path]:
+    """A read-only DuckDB connection to the warehouse, and the file it reads.
+
+    The file itself when no process holds its write lock, else the reader copy the
+    replicator publishes (``<name>.read.duckdb``). The only place verify touches DuckDB
+    files, so it can later sit behind a Warehouse API.
+    """
+    import duckdb
+
+    if not duckdb_path.exists():
+        raise VerifyError(f"no warehouse at {duckdb_path}: run `hybridshop replicate` first")
+    try:
+        return duckdb.connect(str(duckdb_path), read_only=True), duckdb_path
+    except duckdb.Error:  # locked by a replicator (another process, or this one)
+        copy = snapshot_path_for(duckdb_path)
+        if not copy.exists():
+            raise VerifyError(
+                f"{duckdb_path} is held by a running replicator that publishes no reader copy "
+                f"({copy}); run it without --no-reader-copy, or stop it"
+            ) from None
+        return duckdb.connect(str(copy), read_only=True), copy
+
+
+def warehouse_state(con: Any, slot: str) -> dict[str, Any] | None:
+    """The replication state row of ``slot`` (by column name), or None."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+        "AND database_name = current_database()",
+        [STATE_TABLE],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    cur = con.execute(f"SELECT * FROM {STATE_TABLE} WHERE slot = ?", [slot])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+# --- canonical forms -------------------------------------------------------------------------
+_TS_PG = (
+    "CASE WHEN isfinite({e}) THEN to_char({e}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') ELSE ({e})::text END"
+)
+_TS_DUCK = (
+    "CASE WHEN isfinite({e}) THEN strftime({e}, '%Y-%m-%dT%H:%M:%S.%f') "
+    "ELSE CAST({e} AS VARCHAR) END"
+)
+# 17 significant digits identify a double exactly; both engines round them correctly.
+_FLOAT_PG = (
+    "CASE WHEN {e} = 'NaN'::float8 THEN 'NaN' WHEN {e} = 'Infinity'::float8 THEN 'Infinity' "
+    "WHEN {e} = '-Infinity'::float8 THEN '-Infinity' "
+    "ELSE btrim(to_char({e}, '9.9999999999999999EEEE')) END"
+)
+_FLOAT_DUCK = (
+    "CASE WHEN isnan({e}) THEN 'NaN' WHEN {e} = 'inf'::DOUBLE THEN 'Infinity' "
+    "WHEN {e} = '-inf'::DOUBLE THEN '-Infinity' ELSE printf('%.16e', {e}) END"
+)
+_INTERVAL_PG = (
+    "((extract(year FROM {e}) * 12 + extract(month FROM {e}))::text || ' ' || "
+    "extract(day FROM {e})::text || ' ' || (extract(hour FROM {e}) * 3600000000 + "
+    "extract(minute FROM {e}) * 60000000 + extract(microseconds FROM {e}))::bigint::text)"
+)
+_INTERVAL_DUCK = (
+    "(CAST(datepart('year', {e}) * 12 + datepart('month', {e}) AS VARCHAR) || ' ' || "
+    "CAST(datepart('day', {e}) AS VARCHAR) || ' ' || CAST(CAST(datepart('hour', {e}) AS BIGINT) "
+    "* 3600000000 + datepart('minute', {e}) * 60000000 + datepart('microseconds', {e}) "
+    "AS VARCHAR))"
+)
+
+
+def pg_canonical(expr: str, ctype: ColumnType) -> str:
+    """PostgreSQL SQL giving the canonical text of a source column (NULL stays NULL), i.e.
+    the value the warehouse should hold, as ``duck_canonical`` writes it."""
+    name, duck = ctype.pg_name, ctype.duckdb
+    if ctype.is_array:
+        return f"to_json({expr})::text"
+    if duck == "DOUBLE":
+        if name == "money":
+            value = f"regexp_replace({expr}::text, '[^0-9.eE+-]', '', 'g')::float8"
+        elif name == "float4":
+            value = f"{expr}::text::float8"  # the shortest text the stream sends, as a double
+        else:
+            value = f"{expr}::float8"
+        return _FLOAT_PG.format(e=value)
+    if duck == "TIMESTAMP":
+        value = f"({expr} AT TIME ZONE 'UTC')" if name == "timestamptz" else expr
+        return _TS_PG.format(e=value)
+    if duck == "TIME":
+        if name == "timetz":
+            return f"(({expr}) AT TIME ZONE 'UTC')::time::text"
+        return f"({expr})::time::text"
+    if duck == "INTERVAL":
+        return _INTERVAL_PG.format(e=expr)
+    if duck == "BLOB":
+        if name == "bytea":
+            return f"encode({expr}, 'hex')"
+        return f"encode(convert_to({expr}::text, 'UTF8'), 'hex')"  # bit: its ASCII digits
+    if name in ("text", "varchar", "numeric", "bool", "date", "json", "jsonb") or duck in (
+        "BIGINT",
+        "BOOLEAN",
+        "DATE",
+    ):
+        return f"({expr})::text"
+    # bpchar keeps its padding, inet its missing /32, enums and unknown types their output text
+    return f"format('%s', {expr})"
+
+
+def duck_canonical(expr: str, ctype: ColumnType) -> str:
+    """DuckDB SQL giving the canonical text of a destination column (see ``pg_canonical``)."""
+    duck = ctype.duckdb
+    if duck == "DOUBLE":
+        return _FLOAT_DUCK.format(e=expr)
+    if duck == "TIMESTAMP":
+        return _TS_DUCK.format(e=expr)
+    if duck == "INTERVAL":
+        return _INTERVAL_DUCK.format(e=expr)
+    if duck == "BLOB":
+        return f"lower(hex({expr}))"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _encode(texts: list[str], length: str) -> str:
+    """One text per row: each value length-prefixed (unambiguous), NULL as N."""
+    parts = [f"coalesce({length}({t})::VARCHAR || ':' || {t}, 'N')" for t in texts]
+    return " || '|' || ".join(parts) if parts else "''"
+
+
+# The first 60 bits of the md5, as a BIGINT both engines compute alike.
+_H_PG = "('x' || substr(md5({t}), 1, 15))::bit(60)::bigint"
+_H_DUCK = "CAST('0x' || substr(md5({t}), 1, 15) AS BIGINT)"
+_BUCKET_PG = "(('x' || substr(md5({t}), 1, 8))::bit(32)::bigint % {n})"
+_BUCKET_DUCK = "(CAST('0x' || substr(md5({t}), 1, 8) AS BIGINT) % {n})"
+
+
+# --- one table -------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    table: SourceTable
+    dest_schema: str
+    dest_name: str
+    style: str  # merge | append | multiset
+    key_cols: list[SourceColumn]
+    # partitioning: integer key ranges [lo + n*width, lo + (n+1)*width), else md5 buckets
+    int_key: bool = False
+    lo: int = 0
+    width: int = 1
+    buckets: int = 1
+    append_log: bool = False  # append-only layout (key-less tables: change types count)
+
+    @property
+    def dest_ref(self) -> str:
+        return f"{q(self.dest_schema)}.{q(self.dest_name)}"
+
+    @property
+    def dest_label(self) -> str:
+        return (
+            self.dest_name if self.dest_schema == "main" else f"{self.dest_schema}.{self.dest_name}"
+        )
+
+    # -- SQL pieces: (row text, key text, bucket) per engine
+    def _texts(self, engine: str) -> tuple[list[str], list[str]]:
+        if engine == "pg":
+            canon = [pg_canonical(_pgq(c.name), c.ctype) for c in self.table.columns]
+            keys = [pg_canonical(_pgq(c.name), c.ctype) for c in self.key_cols]
+        else:
+            canon = [duck_canonical(q(c.name), c.ctype) for c in self.table.columns]
+            keys = [duck_canonical(q(c.name), c.ctype) for c in self.key_cols]
+        return canon, keys
+
+    def select(self, engine: str, where: str | None = None) -> str:
+        """SELECT b (bucket), k (key text), v (row hash), n (multiplicity) over the table's
+        current rows. Key-less tables: the key is the whole row, grouped with its count."""
+        canon, keys = self._texts(engine)
+        pg = engine == "pg"
+        length = "octet_length" if pg else "strlen"
+        row = _encode(canon, length)
+        key = row if self.style == "multiset" else _encode(keys, length)
+        hash_sql = (_H_PG if pg else _H_DUCK).format(t=row)
+        if self.int_key:
+            k = _pgq(self.key_cols[0].name) if pg else q(self.key_cols[0].name)
+            core = (
+                f"div({k}::numeric - {self.lo}, {self.width})"
+                if pg
+                else f"(CAST({k} AS HUGEINT) - {self.lo}) // {self.width}"
+            )
+            bucket = f"CASE WHEN {k} < {self.lo} THEN -1 ELSE {core} END"
+        else:
+            bucket = (_BUCKET_PG if pg else _BUCKET_DUCK).format(t=key, n=self.buckets)
+        if pg:
+            source = _pg_source(self.table, where)
+            count = "1"
+        else:
+            source = f"({self.duck_current()}) AS t"
+            count = "__n" if self.style == "multiset" else "1"
+        select = f"SELECT {bucket} AS b, {key} AS k, {hash_sql} AS v, {count} AS n FROM {source}"
+        if self.style != "multiset":
+            return select
+        return (
+            f"SELECT b, k, any_value(v) AS v, sum(n) AS n FROM ({select}) r GROUP BY b, k "
+            "HAVING sum(n) <> 0"
+        )
+
+    def duck_current(self) -> str:
+        """The destination's current image of the source table."""
+        ref = self.dest_ref
+        if self.style == "merge":
+            return f"SELECT * FROM {ref}"
+        if self.style == "append":
+            part = ", ".join(q(c.name) for c in self.key_cols)
+            return (
+                f"SELECT * FROM (SELECT * FROM {ref} QUALIFY row_number() OVER (PARTITION BY "
+                f"{part} ORDER BY datastream_metadata.change_sequence_number DESC) = 1) "
+                "WHERE datastream_metadata.change_type IN ('INSERT', 'UPDATE-INSERT')"
+            )
+        # key-less: merge appends rows flagged is_deleted, append-only logs change types
+        sign = (
+            "CASE WHEN datastream_metadata.change_type IN ('DELETE', 'UPDATE-DELETE') "
+            "THEN -1 ELSE 1 END"
+            if self.append_log
+            else "CASE WHEN datastream_metadata.is_deleted THEN -1 ELSE 1 END"
+        )
+        return f"SELECT *, {sign} AS __n FROM {ref}"
+
+    @staticmethod
+    def bucket_filter(buckets: list[int]) -> str:
+        return "b IN (" + ", ".join(str(b) for b in buckets) + ")"
+
+    def range_predicate(self, buckets: list[int], engine: str) -> str:
+        """A predicate on the raw table selecting the buckets' key ranges (index-friendly)."""
+        k = _pgq(self.key_cols[0].name) if engine == "pg" else q(self.key_cols[0].name)
+        terms = []
+        for b in buckets:
+            if b < 0:
+                terms.append(f"{k} < {self.lo}")
+            else:
+                start = self.lo + b * self.width
+                terms.append(f"({k} >= {start} AND {k} < {start + self.width})")
+        return " OR ".join(terms) or "false"
+
+
+def _pgq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pg_source(table: SourceTable, where: str | None = None) -> str:
+    """The published rows of a source table (its publication row filter, if any)."""
+    ref = f"ONLY {_pgq(table.schema)}.{_pgq(table.name)}"
+    conditions = [c for c in (getattr(table, "row_filter", None), where) if c]
+    if not conditions:
+        return f"{ref} AS t"
+    return f"(SELECT * FROM {ref} WHERE " + " AND ".join(f"({c})" for c in conditions) + ") AS t"
+
+
+def _display_key(encoded: str) -> str:
+    """'2:42|3:abc' -> '42, abc' (NULL as NULL)."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(encoded):
+        if encoded[pos] == "N":
+            out.append("NULL")
+            pos += 2
+            continue
+        colon = encoded.index(":", pos)
+        length = int(encoded[pos:colon])
+        raw = encoded[colon + 1 :].encode()[:length].decode(errors="replace")
+        out.append(raw)
+        pos = colon + 1 + len(raw) + 1
+    text = ", ".join(out)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- the two sides -----------------------------------------------------------------------------
+class _Source:
+    def __init__(self, dsn: str) -> None:
+        try:
+            self.conn = psycopg2.connect(
+                dsn,
+                options=SOURCE_OPTIONS,
+                application_name="hybridshop-verify",
+                connect_timeout=5,
+            )
+        except psycopg2.OperationalError as exc:
+            raise VerifyError(f"cannot connect to the source: {str(exc).strip()}") from None
+        self.conn.set_session(
+            isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[tuple[Any, int]]:
+        """A cursor in a fresh snapshot, and the LSN read just after the snapshot was taken."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                row = cur.fetchone()
+                assert row is not None
+                yield cur, parse_lsn(row[0])
+        finally:
+            self.conn.rollback()
+
+    def slot_active(self, slot: str) -> bool:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            row = cur.fetchone()
+        self.conn.rollback()
+        return bool(row and row[0])
+
+
+def _aggregates(rows: list[tuple[Any, ...]]) -> dict[int, tuple[int, int]]:
+    return {int(b): (int(n), int(h)) for b, n, h in rows}
+
+
+_AGG_PG = "SELECT b, sum(n), coalesce(sum(v::numeric * n), 0) FROM ({select}) s GROUP BY b"
+_AGG_DUCK = (
+    "SELECT b, sum(n), coalesce(sum(CAST(v AS HUGEINT) * n), 0) FROM ({select}) s GROUP BY b"
+)
+
+
+class _Checker:
+    def __init__(self, dsn: str, duckdb_path: Path, options: VerifyOptions) -> None:
+        self.options = options
+        self.duckdb_path = duckdb_path
+        self.source = _Source(dsn)
+        self.wh, self.read_from = open_warehouse(duckdb_path)
+        self.wh_lsn = 0
+        self.notes: list[str] = []
+        self.running = False
+        self.caught_up = True
+
+    def close(self) -> None:
+        self.source.close()
+        with contextlib.suppress(Exception):
+            self.wh.close()
+
+    # -- warehouse freshness
+    def _state(self) -> dict[str, Any]:
+        state = warehouse_state(self.wh, self.options.slot)
+        if state is None:
+            raise VerifyError(
+                f"the warehouse {self.duckdb_path} has no replication state for slot "
+                f"{self.options.slot!r}: pass --slot, or run `hybridshop replicate` first"
+            )
+        return state
+
+    def refresh(self, at_least: int) -> None:
+        """Reopen the warehouse until it has applied ``at_least`` (while a replicator runs)."""
+        self.wh_lsn = int(self._state()["lsn"])
+        if self.wh_lsn >= at_least or not self.running:
+            return
+        deadline = time.monotonic() + self.options.wait_timeout_s
+        while True:
+            time.sleep(0.1)
+            with contextlib.suppress(Exception):
+                self.wh.close()
+            self.wh, self.read_from = open_warehouse(self.duckdb_path)
+            self.wh_lsn = int(self._state()["lsn"])
+            if self.wh_lsn >= at_least:
+                return
+            if time.monotonic() > deadline:
+                self.caught_up = False
+                self.notes.append(
+                    f"the replicator did not reach source LSN {format_lsn(at_least)} within "
+                    f"{self.options.wait_timeout_s:.0f}s (warehouse at {format_lsn(self.wh_lsn)}): "
+                    "differences may be replication lag"
+                )
+                return
+
+    def _wh_exec(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self.wh.execute(sql).fetchall())
+
+    # -- the whole check
+    def run(self) -> VerifyReport:
+        started = time.monotonic()
+        state = self._state()
+        publication = self.options.publication or state.get("publication")
+        if not publication:
+            raise VerifyError("the warehouse state records no publication: pass --publication")
+        self.running = self.source.slot_active(self.options.slot)
+        layout = StreamLayout(
+            state.get("mode") or MERGE,
+            state.get("layout") or SINGLE_DATASET,
+            self.options.dataset_prefix,
+        )
+        try:
+            tables = published_tables(self.source.conn, publication, TypeCatalog())
+        except PrerequisiteError as exc:
+            raise VerifyError(str(exc)) from None
+        finally:
+            self.source.conn.rollback()
+        if self.options.tables:
+            wanted = set(self.options.tables)
+            tables = [t for t in tables if t.qualified in wanted or t.name in wanted]
+            if not tables:
+                raise VerifyError(f"no published table matches {', '.join(self.options.tables)}")
+        if not self.running:
+            self.notes.append(
+                f"no replicator is running (slot {self.options.slot!r} inactive): the "
+                "warehouse is compared as it is"
+            )
+        results = [self._table(t, layout) for t in tables]
+        with self.source.snapshot() as (_cur, source_lsn):
+            pass
+        if source_lsn > self.wh_lsn and not self.running:
+            self.notes.append(
+                f"the warehouse is {source_lsn - self.wh_lsn} bytes of WAL behind the source"
+            )
+        return VerifyReport(
+            tables=results,
+            source_lsn=format_lsn(source_lsn),
+            warehouse_lsn=format_lsn(self.wh_lsn),
+            read_from=str(self.read_from),
+            replicator_running=self.running,
+            caught_up=self.caught_up,
+            elapsed_s=time.monotonic() - started,
+            notes=self.notes,
+        )
+
+    def _plan(self, table: SourceTable, layout: StreamLayout) -> _Plan | None:
+        dschema, dname = layout.table_ref(table.schema, table.name)
+        exists = self.wh.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+            "AND database_name = current_database()",
+            [dschema, dname],
+        ).fetchone()
+        keys = [c for c in table.columns if c.is_key]
+        append = layout.mode == APPEND_ONLY
+        style = "multiset" if not keys else ("append" if append else "merge")
+        plan = _Plan(table, dschema, dname, style, keys)
+        plan.append_log = append
+        if not exists or not exists[0]:
+            return None
+        if keys and keys[0].ctype.duckdb == "BIGINT":
+            plan.int_key = True
+        return plan
+
+    def _size(self, plan: _Plan) -> None:
+        """Choose the key ranges from both sides' key bounds and the source row count."""
+        with self.source.snapshot() as (cur, _lsn):
+            if plan.int_key:
+                k = _pgq(plan.key_cols[0].name)
+                cur.execute(f"SELECT min({k}), max({k}), count(*) FROM {_pg_source(plan.table)}")
+                smin, smax, count = cur.fetchone()
+            else:
+                cur.execute(f"SELECT count(*) FROM {_pg_source(plan.table)}")
+                smin = smax = None
+                (count,) = cur.fetchone()
+        target = max(self.options.chunk_rows, 1)
+        ranges = max(1, -(-int(count) // target))
+        if not plan.int_key:
+            plan.buckets = ranges
+            return
+        k = q(plan.key_cols[0].name)
+        wmin, wmax = self.wh.execute(f"SELECT min({k}), max({k}) FROM {plan.dest_ref}").fetchone()
+        lows = [v for v in (smin, wmin) if v is not None]
+        highs = [v for v in (smax, wmax) if v is not None]
+        if not lows:
+            plan.lo, plan.width = 0, 1
+            return
+        plan.lo = int(min(lows))
+        span = int(max(highs)) - plan.lo + 1
+        plan.width = max(1, -(-span // ranges))
+
+    def _table(self, table: SourceTable, layout: StreamLayout) -> TableResult:
+        plan = self._plan(table, layout)
+        dschema, dname = layout.table_ref(table.schema, table.name)
+        label = dname if dschema == "main" else f"{dschema}.{dname}"
+        result = TableResult(table.qualified, label)
+        if plan is None:
+            with self.source.snapshot() as (cur, _):
+                cur.execute(f"SELECT count(*) FROM {_pg_source(table)}")
+                (result.source_rows,) = cur.fetchone()
+            result.error = "missing in the warehouse"
+            result.missing = int(result.source_rows)
+            return result
+        self._size(plan)
+        with self.source.snapshot() as (cur, lsn):
+            cur.execute(_AGG_PG.format(select=plan.select("pg")))
+            src = _aggregates(cur.fetchall())
+        self.refresh(lsn)
+        wh = _aggregates(self._wh_exec(_AGG_DUCK.format(select=plan.select("duck"))))
+        result.source_rows = sum(n for n, _ in src.values())
+        result.warehouse_rows = sum(n for n, _ in wh.values())
+        result.ranges = len(set(src) | set(wh))
+        candidates = sorted(b for b in set(src) | set(wh) if src.get(b) != wh.get(b))
+        limit = self.options.samples
+        for round_no in range(self.options.max_rounds):
+            if not candidates:
+                break
+            result.ranges_rechecked += len(candidates)
+            unsettled: set[int] = set()
+            flux_keys = 0
+            with self.source.snapshot() as (cur, lsn_a):
+                rows_a = self._rows_pg(cur, plan, candidates)
+            self.refresh(lsn_a)
+            rows_w = self._rows_duck(plan, candidates)
+            with self.source.snapshot() as (cur, _lsn_b):
+                rows_b = self._rows_pg(cur, plan, candidates)
+            last = round_no == self.options.max_rounds - 1
+            for b in candidates:
+                a, w, bb = rows_a.get(b, {}), rows_w.get(b, {}), rows_b.get(b, {})
+                for key in set(a) | set(w) | set(bb):
+                    va, vw, vb = a.get(key), w.get(key), bb.get(key)
+                    if vw is not None and vw in (va, vb):
+                        continue
+                    if vw is None and va is None and vb is None:
+                        continue
+                    if va != vb:  # changed during this round: look again
+                        unsettled.add(b)
+                        flux_keys += 1
+                        if last:
+                            result.add("unsettled", _display_key(key), limit)
+                        continue
+                    kind = self._kind(plan, va, vw)
+                    result.add(kind, _display_key(key), limit)
+            candidates = sorted(unsettled)
+        return result
+
+    @staticmethod
+    def _kind(plan: _Plan, source: int | None, warehouse: int | None) -> str:
+        if plan.style == "multiset":
+            return "missing" if (source or 0) > (warehouse or 0) else "extra"
+        if warehouse is None:
+            return "missing"
+        if source is None:
+            return "extra"
+        return "different"
+
+    def _rows_pg(self, cur: Any, plan: _Plan, buckets: list[int]) -> dict[int, dict[str, int]]:
+        # integer keys: the ranges' key bounds go inside, so the primary key index is used
+        where = plan.range_predicate(buckets, "pg") if plan.int_key else None
+        value = "n" if plan.style == "multiset" else "v"
+        cur.execute(
+            f"SELECT b, k, {value} FROM ({plan.select('pg', where)}) s "
+            f"WHERE {plan.bucket_filter(buckets)}"
+        )
+        return _group(cur.fetchall())
+
+    def _rows_duck(self, plan: _Plan, buckets: list[int]) -> dict[int, dict[str, int]]:
+        value = "n" if plan.style == "multiset" else "v"
+        sql = (
+            f"SELECT b, k, {value} FROM ({plan.select('duck')}) s "
+            f"WHERE {plan.bucket_filter(buckets)}"
+        )
+        return _group(self.wh.execute(sql).fetchall())
+
+
+def _group(rows: list[tuple[Any, ...]]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    for b, k, v in rows:
+        out.setdefault(int(b), {})[k] = int(v)
+    return out
+
+
+def verify(dsn: str, duckdb_path: Path, options: VerifyOptions | None = None) -> VerifyReport:
+    """Compare the source with the warehouse (see the module docstring); raises VerifyError."""
+    checker = _Checker(dsn, duckdb_path, options or VerifyOptions())
+    try:
+        return checker.run()
+    finally:
+        checker.close()
+
+
+# --- presentation ------------------------------------------------------------------------------
+def render(report: VerifyReport, console: Any) -> None:
+    """The rich table a user reads: one line per table, then the verdict."""
+    from rich.table import Table
+
+    title = (
+        f"replicate verify: source LSN {report.source_lsn}, warehouse applied "
+        f"{report.warehouse_lsn} ({'replicator running' if report.replicator_running else 'no replicator running'})"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("table", "source rows", "warehouse rows", "result", "sample keys"):
+        table.add_column(name, overflow="fold", justify="right" if "rows" in name else "left")
+    for t in report.tables:
+        if t.error is not None:
+            verdict = f"[red]{t.error}[/]"
+        elif t.matched:
+            verdict = "[green]match[/]"
+        else:
+            parts = [
+                f"{getattr(t, k)} {k}" for k in ("missing", "extra", "different") if getattr(t, k)
+            ]
+            verdict = "[red]" + ", ".join(parts) + "[/]"
+        if t.unsettled:
+            verdict += f" [yellow]({t.unsettled} changing during the check)[/]"
+        samples = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in t.samples.items())
+        table.add_row(t.table, str(t.source_rows), str(t.warehouse_rows), verdict, samples)
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if report.ok:
+        console.print(f"[green]full match[/] ({report.elapsed_s:.1f}s, read {report.read_from})")
+    else:
+        bad = sum(1 for t in report.tables if not t.matched)
+        console.print(f"[red]{bad} table(s) differ[/] ({report.elapsed_s:.1f}s)")
