@@ -86,7 +86,7 @@ class VerifyOptions:
     publication: str | None = None  # None: the one recorded in the warehouse state
     dataset_prefix: str = ""
     chunk_rows: int = 5000  # target rows per key range
-    max_rounds: int = 4  # row-level rounds for ranges that changed during the check
+    max_rounds: int = 5  # row-level rounds (a difference must show in two in a row)
     wait_timeout_s: float = 30.0  # how long to wait for a running replicator to catch up
     samples: int = 5
     tables: tuple[str, ...] = ()  # only these (schema.table or table); empty = all
@@ -104,7 +104,7 @@ class TableResult:
     unsettled: int = 0
     samples: dict[str, list[str]] = field(default_factory=dict)  # kind -> keys
     ranges: int = 0
-    ranges_rechecked: int = 0
+    ranges_rechecked: int = 0  # ranges re-read row by row
     error: str | None = None
 
     @property
@@ -309,10 +309,11 @@ class _Plan:
     dest_name: str
     style: str  # merge | append | multiset
     key_cols: list[SourceColumn]
-    # partitioning: integer key ranges [lo + n*width, lo + (n+1)*width), else md5 buckets
+    # Partitioning. Integer keys: ranges between source quantiles, range n holding the keys
+    # with exactly n thresholds <= key (range 0 is open below, the last open above).
+    # Other keys and key-less tables: ``buckets`` md5 buckets of the key.
     int_key: bool = False
-    lo: int = 0
-    width: int = 1
+    thresholds: list[int] = field(default_factory=list)
     buckets: int = 1
     append_log: bool = False  # append-only layout (key-less tables: change types count)
 
@@ -345,22 +346,25 @@ class _Plan:
         row = _encode(canon, length)
         key = row if self.style == "multiset" else _encode(keys, length)
         hash_sql = (_H_PG if pg else _H_DUCK).format(t=row)
-        if self.int_key:
-            k = _pgq(self.key_cols[0].name) if pg else q(self.key_cols[0].name)
-            core = (
-                f"div({k}::numeric - {self.lo}, {self.width})"
-                if pg
-                else f"(CAST({k} AS HUGEINT) - {self.lo}) // {self.width}"
-            )
-            bucket = f"CASE WHEN {k} < {self.lo} THEN -1 ELSE {core} END"
-        else:
-            bucket = (_BUCKET_PG if pg else _BUCKET_DUCK).format(t=key, n=self.buckets)
         if pg:
             source = _pg_source(self.table, where)
             count = "1"
         else:
             source = f"({self.duck_current()}) AS t"
             count = "__n" if self.style == "multiset" else "1"
+        if self.int_key:
+            k = self.key_cols[0].name
+            if pg:
+                bounds = "{" + ",".join(str(v) for v in self.thresholds) + "}"
+                bucket = f"width_bucket({_pgq(k)}::int8, '{bounds}'::int8[])"
+            else:
+                # an ASOF join finds each key's range (a linear search per row is 9x slower)
+                edges = [-(2**63), *self.thresholds]
+                ranges = ", ".join(f"({n}, {lo})" for n, lo in enumerate(edges))
+                source += f" ASOF JOIN (VALUES {ranges}) AS __r(__b, __lo) ON t.{q(k)} >= __r.__lo"
+                bucket = "__r.__b"
+        else:
+            bucket = (_BUCKET_PG if pg else _BUCKET_DUCK).format(t=key, n=self.buckets)
         select = f"SELECT {bucket} AS b, {key} AS k, {hash_sql} AS v, {count} AS n FROM {source}"
         if self.style != "multiset":
             return select
@@ -397,13 +401,14 @@ class _Plan:
     def range_predicate(self, buckets: list[int], engine: str) -> str:
         """A predicate on the raw table selecting the buckets' key ranges (index-friendly)."""
         k = _pgq(self.key_cols[0].name) if engine == "pg" else q(self.key_cols[0].name)
+        edges = self.thresholds
         terms = []
         for b in buckets:
-            if b < 0:
-                terms.append(f"{k} < {self.lo}")
-            else:
-                start = self.lo + b * self.width
-                terms.append(f"({k} >= {start} AND {k} < {start + self.width})")
+            low = f"{k} >= {edges[b - 1]}" if b > 0 else None
+            high = f"{k} < {edges[b]}" if b < len(edges) else None
+            terms.append(
+                "(" + " AND ".join(t for t in (low, high) if t) + ")" if low or high else "true"
+            )
         return " OR ".join(terms) or "false"
 
 
@@ -605,31 +610,26 @@ class _Checker:
         return plan
 
     def _size(self, plan: _Plan) -> None:
-        """Choose the key ranges from both sides' key bounds and the source row count."""
+        """Ranges of about ``chunk_rows`` source rows: integer keys between quantiles of the
+        source's keys, other keys by md5 bucket."""
+        source = _pg_source(plan.table)
         with self.source.snapshot() as (cur, _lsn):
-            if plan.int_key:
+            cur.execute(f"SELECT count(*) FROM {source}")
+            row = cur.fetchone()
+            count = int(row[0]) if row else 0
+            ranges = max(1, -(-count // max(self.options.chunk_rows, 1)))
+            if not plan.int_key:
+                plan.buckets = ranges
+                return
+            if ranges > 1:
                 k = _pgq(plan.key_cols[0].name)
-                cur.execute(f"SELECT min({k}), max({k}), count(*) FROM {_pg_source(plan.table)}")
-                smin, smax, count = cur.fetchone()
-            else:
-                cur.execute(f"SELECT count(*) FROM {_pg_source(plan.table)}")
-                smin = smax = None
-                (count,) = cur.fetchone()
-        target = max(self.options.chunk_rows, 1)
-        ranges = max(1, -(-int(count) // target))
-        if not plan.int_key:
-            plan.buckets = ranges
-            return
-        k = q(plan.key_cols[0].name)
-        wmin, wmax = self.wh.execute(f"SELECT min({k}), max({k}) FROM {plan.dest_ref}").fetchone()
-        lows = [v for v in (smin, wmin) if v is not None]
-        highs = [v for v in (smax, wmax) if v is not None]
-        if not lows:
-            plan.lo, plan.width = 0, 1
-            return
-        plan.lo = int(min(lows))
-        span = int(max(highs)) - plan.lo + 1
-        plan.width = max(1, -(-span // ranges))
+                fractions = ",".join(f"{i / ranges:.9f}" for i in range(1, ranges))
+                cur.execute(
+                    f"SELECT percentile_disc('{{{fractions}}}'::float8[]) WITHIN GROUP "
+                    f"(ORDER BY {k}) FROM {source}"
+                )
+                row = cur.fetchone()
+                plan.thresholds = sorted({int(v) for v in (row[0] if row else None) or []})
 
     def _table(self, table: SourceTable, layout: StreamLayout) -> TableResult:
         plan = self._plan(table, layout)
@@ -654,37 +654,56 @@ class _Checker:
         result.ranges = len(set(src) | set(wh))
         candidates = sorted(b for b in set(src) | set(wh) if src.get(b) != wh.get(b))
         limit = self.options.samples
-        for round_no in range(self.options.max_rounds):
-            if not candidates:
+        # bucket -> key -> what the previous round saw ("flux" or a kind of difference);
+        # None before the first round, which looks at every key of the differing ranges.
+        pending: dict[int, dict[str, str]] | None = None
+        rechecked: set[int] = set()
+        for _round in range(self.options.max_rounds):
+            buckets = candidates if pending is None else sorted(pending)
+            if not buckets:
                 break
-            result.ranges_rechecked += len(candidates)
-            unsettled: set[int] = set()
-            flux_keys = 0
+            rechecked.update(buckets)
+            result.ranges_rechecked = len(rechecked)
             with self.source.snapshot() as (cur, lsn_a):
-                rows_a = self._rows_pg(cur, plan, candidates)
+                rows_a = self._rows_pg(cur, plan, buckets)
             self.refresh(lsn_a)
-            rows_w = self._rows_duck(plan, candidates)
+            rows_w = self._rows_duck(plan, buckets)
             with self.source.snapshot() as (cur, _lsn_b):
-                rows_b = self._rows_pg(cur, plan, candidates)
-            last = round_no == self.options.max_rounds - 1
-            for b in candidates:
+                rows_b = self._rows_pg(cur, plan, buckets)
+            seen: dict[int, dict[str, str]] = {}
+            for b in buckets:
                 a, w, bb = rows_a.get(b, {}), rows_w.get(b, {}), rows_b.get(b, {})
-                for key in set(a) | set(w) | set(bb):
-                    va, vw, vb = a.get(key), w.get(key), bb.get(key)
-                    if vw is not None and vw in (va, vb):
+                keys = set(a) | set(w) | set(bb) if pending is None else set(pending[b])
+                before = {} if pending is None else pending[b]
+                for key in keys:
+                    outcome = self._outcome(plan, a.get(key), w.get(key), bb.get(key))
+                    if outcome is None:
                         continue
-                    if vw is None and va is None and vb is None:
+                    if outcome != "flux" and before.get(key) == outcome:
+                        # the same difference in two consecutive rounds: a row that was
+                        # added and removed (or changed and changed back) between the two
+                        # source reads of one round cannot pass for one
+                        result.add(outcome, _display_key(key), limit)
                         continue
-                    if va != vb:  # changed during this round: look again
-                        unsettled.add(b)
-                        flux_keys += 1
-                        if last:
-                            result.add("unsettled", _display_key(key), limit)
-                        continue
-                    kind = self._kind(plan, va, vw)
-                    result.add(kind, _display_key(key), limit)
-            candidates = sorted(unsettled)
+                    seen.setdefault(b, {})[key] = outcome
+            pending = seen
+        for keys in (pending or {}).values():
+            for key in keys:
+                result.add("unsettled", _display_key(key), limit)
         return result
+
+    def _outcome(
+        self, plan: _Plan, source_a: int | None, warehouse: int | None, source_b: int | None
+    ) -> str | None:
+        """None: consistent; "flux": the source row changed between its two reads; else the
+        kind of difference."""
+        if warehouse is not None and warehouse in (source_a, source_b):
+            return None
+        if warehouse is None and source_a is None and source_b is None:
+            return None
+        if source_a != source_b:
+            return "flux"
+        return self._kind(plan, source_a, warehouse)
 
     @staticmethod
     def _kind(plan: _Plan, source: int | None, warehouse: int | None) -> str:
