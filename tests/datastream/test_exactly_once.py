@@ -26,7 +26,7 @@ from .conftest import (
     source_rows,
     wait_caught_up,
 )
-from .test_merge import assert_same, random_workload
+from .test_merge import assert_same, assert_verified, random_workload
 
 
 def _load(dsn: str, stop: threading.Event, seed: int) -> None:
@@ -89,12 +89,14 @@ def test_sigkill_merge_mode_converges(stream: Stream, tmp_path: Path) -> None:
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert len(src) > 100
     assert dest_rows(stream.duckdb_path, "public_products", PRODUCT_COLUMNS) == src
+    assert_verified(stream)
 
 
 def test_sigkill_append_only_has_no_duplicate_changes(stream: Stream, tmp_path: Path) -> None:
     _kill_loop(stream, "append-only", tmp_path, kills=10)
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert replay_append_log(stream.duckdb_path, "public_products", PRODUCT_COLUMNS, "id") == src
+    assert_verified(stream)  # compares the latest change per key
     con = duckdb.connect(str(stream.duckdb_path), read_only=True)
     dup = con.execute(
         "SELECT count(*) FROM (SELECT id, datastream_metadata.change_sequence_number, "
@@ -156,6 +158,7 @@ def test_backfill_while_writes_continue(stream: Stream) -> None:
     assert handle.status()["backfill_rows"] > 0
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert dest_rows(stream.duckdb_path, "public_products", PRODUCT_COLUMNS) == src
+    assert_verified(stream)
 
 
 def test_module_entry_point_reports_prerequisite_errors(stream: Stream) -> None:

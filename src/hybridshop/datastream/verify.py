@@ -492,6 +492,64 @@ _AGG_DUCK = (
 )
 
 
+@dataclass
+class _TableCheck:
+    """One table's progress through the check."""
+
+    plan: _Plan
+    result: TableResult
+    candidates: list[int] = field(default_factory=list)
+    # bucket -> key -> what the previous round saw ("flux" or a kind of difference);
+    # None before the first round, which looks at every key of the differing ranges.
+    pending: dict[int, dict[str, str]] | None = None
+    rechecked: set[int] = field(default_factory=set)
+
+    def compare_ranges(
+        self, src: dict[int, tuple[int, int]], wh: dict[int, tuple[int, int]]
+    ) -> None:
+        self.result.source_rows = sum(n for n, _ in src.values())
+        self.result.warehouse_rows = sum(n for n, _ in wh.values())
+        self.result.ranges = len(set(src) | set(wh))
+        self.candidates = sorted(b for b in set(src) | set(wh) if src.get(b) != wh.get(b))
+
+    def buckets(self) -> list[int]:
+        return self.candidates if self.pending is None else sorted(self.pending)
+
+    def classify(
+        self,
+        buckets: list[int],
+        rows_a: dict[int, dict[str, int]],
+        rows_w: dict[int, dict[str, int]],
+        rows_b: dict[int, dict[str, int]],
+        outcome_of: Any,
+        limit: int,
+    ) -> None:
+        self.rechecked.update(buckets)
+        self.result.ranges_rechecked = len(self.rechecked)
+        seen: dict[int, dict[str, str]] = {}
+        for b in buckets:
+            a, w, bb = rows_a.get(b, {}), rows_w.get(b, {}), rows_b.get(b, {})
+            before = {} if self.pending is None else self.pending[b]
+            keys = set(a) | set(w) | set(bb) if self.pending is None else set(before)
+            for key in keys:
+                outcome = outcome_of(self.plan, a.get(key), w.get(key), bb.get(key))
+                if outcome is None:
+                    continue
+                if outcome != "flux" and before.get(key) == outcome:
+                    # the same difference in two consecutive rounds: a row added and removed
+                    # (or changed and changed back) between one round's two source reads
+                    # cannot pass for one
+                    self.result.add(outcome, _display_key(key), limit)
+                    continue
+                seen.setdefault(b, {})[key] = outcome
+        self.pending = seen
+
+    def finish(self, limit: int) -> None:
+        for keys in (self.pending or {}).values():
+            for key in keys:
+                self.result.add("unsettled", _display_key(key), limit)
+
+
 class _Checker:
     def __init__(self, dsn: str, duckdb_path: Path, options: VerifyOptions) -> None:
         self.options = options
@@ -573,7 +631,7 @@ class _Checker:
                 f"no replicator is running (slot {self.options.slot!r} inactive): the "
                 "warehouse is compared as it is"
             )
-        results = [self._table(t, layout) for t in tables]
+        results = self._tables(tables, layout)
         with self.source.snapshot() as (_cur, source_lsn):
             pass
         if source_lsn > self.wh_lsn and not self.running:
@@ -631,66 +689,55 @@ class _Checker:
                 row = cur.fetchone()
                 plan.thresholds = sorted({int(v) for v in (row[0] if row else None) or []})
 
-    def _table(self, table: SourceTable, layout: StreamLayout) -> TableResult:
-        plan = self._plan(table, layout)
-        dschema, dname = layout.table_ref(table.schema, table.name)
-        label = dname if dschema == "main" else f"{dschema}.{dname}"
-        result = TableResult(table.qualified, label)
-        if plan is None:
-            with self.source.snapshot() as (cur, _):
-                cur.execute(f"SELECT count(*) FROM {_pg_source(table)}")
-                (result.source_rows,) = cur.fetchone()
-            result.error = "missing in the warehouse"
-            result.missing = int(result.source_rows)
-            return result
-        self._size(plan)
+    def _tables(self, tables: list[SourceTable], layout: StreamLayout) -> list[TableResult]:
+        """All tables move through the phases together, so one wait for the warehouse serves
+        every table."""
+        checks: list[_TableCheck] = []
+        results: list[TableResult] = []
+        for table in tables:
+            dschema, dname = layout.table_ref(table.schema, table.name)
+            label = dname if dschema == "main" else f"{dschema}.{dname}"
+            result = TableResult(table.qualified, label)
+            results.append(result)
+            plan = self._plan(table, layout)
+            if plan is None:
+                with self.source.snapshot() as (cur, _):
+                    cur.execute(f"SELECT count(*) FROM {_pg_source(table)}")
+                    row = cur.fetchone()
+                result.source_rows = result.missing = int(row[0]) if row else 0
+                result.error = "missing in the warehouse"
+                continue
+            self._size(plan)
+            checks.append(_TableCheck(plan, result))
+        # 1. counts and hash sums per range: the source in one snapshot, the warehouse once
+        #    it has applied everything that snapshot saw
         with self.source.snapshot() as (cur, lsn):
-            cur.execute(_AGG_PG.format(select=plan.select("pg")))
-            src = _aggregates(cur.fetchall())
+            source_aggs = []
+            for check in checks:
+                cur.execute(_AGG_PG.format(select=check.plan.select("pg")))
+                source_aggs.append(_aggregates(cur.fetchall()))
         self.refresh(lsn)
-        wh = _aggregates(self._wh_exec(_AGG_DUCK.format(select=plan.select("duck"))))
-        result.source_rows = sum(n for n, _ in src.values())
-        result.warehouse_rows = sum(n for n, _ in wh.values())
-        result.ranges = len(set(src) | set(wh))
-        candidates = sorted(b for b in set(src) | set(wh) if src.get(b) != wh.get(b))
+        for check, src in zip(checks, source_aggs, strict=True):
+            wh = _aggregates(self._wh_exec(_AGG_DUCK.format(select=check.plan.select("duck"))))
+            check.compare_ranges(src, wh)
+        # 2. rows of the differing ranges, in rounds, until each difference is confirmed
         limit = self.options.samples
-        # bucket -> key -> what the previous round saw ("flux" or a kind of difference);
-        # None before the first round, which looks at every key of the differing ranges.
-        pending: dict[int, dict[str, str]] | None = None
-        rechecked: set[int] = set()
         for _round in range(self.options.max_rounds):
-            buckets = candidates if pending is None else sorted(pending)
-            if not buckets:
+            work = [(check, check.buckets()) for check in checks]
+            work = [(check, buckets) for check, buckets in work if buckets]
+            if not work:
                 break
-            rechecked.update(buckets)
-            result.ranges_rechecked = len(rechecked)
             with self.source.snapshot() as (cur, lsn_a):
-                rows_a = self._rows_pg(cur, plan, buckets)
+                rows_a = [self._rows_pg(cur, check.plan, buckets) for check, buckets in work]
             self.refresh(lsn_a)
-            rows_w = self._rows_duck(plan, buckets)
+            rows_w = [self._rows_duck(check.plan, buckets) for check, buckets in work]
             with self.source.snapshot() as (cur, _lsn_b):
-                rows_b = self._rows_pg(cur, plan, buckets)
-            seen: dict[int, dict[str, str]] = {}
-            for b in buckets:
-                a, w, bb = rows_a.get(b, {}), rows_w.get(b, {}), rows_b.get(b, {})
-                keys = set(a) | set(w) | set(bb) if pending is None else set(pending[b])
-                before = {} if pending is None else pending[b]
-                for key in keys:
-                    outcome = self._outcome(plan, a.get(key), w.get(key), bb.get(key))
-                    if outcome is None:
-                        continue
-                    if outcome != "flux" and before.get(key) == outcome:
-                        # the same difference in two consecutive rounds: a row that was
-                        # added and removed (or changed and changed back) between the two
-                        # source reads of one round cannot pass for one
-                        result.add(outcome, _display_key(key), limit)
-                        continue
-                    seen.setdefault(b, {})[key] = outcome
-            pending = seen
-        for keys in (pending or {}).values():
-            for key in keys:
-                result.add("unsettled", _display_key(key), limit)
-        return result
+                rows_b = [self._rows_pg(cur, check.plan, buckets) for check, buckets in work]
+            for i, (check, buckets) in enumerate(work):
+                check.classify(buckets, rows_a[i], rows_w[i], rows_b[i], self._outcome, limit)
+        for check in checks:
+            check.finish(limit)
+        return results
 
     def _outcome(
         self, plan: _Plan, source_a: int | None, warehouse: int | None, source_b: int | None
