@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -105,12 +106,14 @@ def status(
 
     from hybridshop.datastream.status import gather_status
 
-    info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
+    path = duckdb_path or _default_duckdb()
+    info = gather_status(_source_dsn(pg_port), path, slot, path.parent / "logs" / "replicator.log")
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     src, dst = info["source"], info["destination"]
     lines = [f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"]
+    lines += _replicator_lines(src.get("replicator"))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -120,6 +123,23 @@ def status(
     for table, count in dst.get("rows", {}).items():
         lines.append(f"rows {table:<15} {count}")
     typer.echo("\n".join(lines))
+
+
+def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
+    """Whether a replicator holds the slot (and, when none does, its last words)."""
+    if rep is None:
+        return []
+    if rep["running"]:
+        return [
+            f"replicator           running ({rep['application']}, server pid "
+            f"{rep['walsender_pid']}, since {rep['since']})"
+        ]
+    out = ["replicator           NOT RUNNING (the slot is inactive: changes pile up in the WAL)"]
+    last = rep.get("last_output") or []
+    if last:
+        out.append(f"last output          {rep['log']}:")
+        out += [f"  {line}" for line in last]
+    return out
 
 
 @app.command("verify")

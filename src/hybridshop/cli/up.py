@@ -4,12 +4,21 @@ Starts (or reuses) PostgreSQL, migrates, seeds an empty catalog, then serves the
 functions behind the local API Gateway, the Flask shop, and the local Datastream
 replicator. Ctrl-C stops everything it started; the data stays in the state directory, so
 running ``up`` again picks up where it left off.
+
+Everything it starts is supervised (``supervisor``): a component that dies is reported at
+once with the last lines of its output and restarted with backoff; after 5 failures in 60 s
+it is given up on. Giving up on PostgreSQL or the API stops ``up`` with exit code 1 (nothing
+works without them); giving up on the shop or the replicator keeps the rest serving and the
+status says FAILED. The replicator runs as a child process (``python -m hybridshop.datastream``,
+log in ``<state>/logs/replicator.log``): a crash, even ``kill -9``, costs nothing, since it
+resumes exactly once from its slot. PostgreSQL from ``DATABASE_URL`` is not ours to restart.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +29,16 @@ from rich.console import Console
 from rich.table import Table
 
 from hybridshop import settings
+from hybridshop.cli.supervisor import (
+    DaemonComponent,
+    Event,
+    ProcessComponent,
+    Supervisor,
+    ThreadComponent,
+)
 
 if TYPE_CHECKING:
+    from hybridshop.db.embedded import EmbeddedPostgres
     from hybridshop.gateway.server import LocalGateway
 
 console = Console()
@@ -36,8 +53,25 @@ class Stack:
 
     stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(report=self._report)
+
+    def _report(self, event: Event) -> None:
+        """Print a supervision event the moment it happens, then the state of everything."""
+        style = _STYLE.get(event.kind, "")
+        console.print(
+            f"[{style}]{event.component}: {event.kind}[/] {event.message}", highlight=False
+        )
+        for line in event.output.splitlines():
+            console.print("    " + line, style="dim", markup=False, highlight=False)
+        if event.kind in ("restarting", "restarted", "recovered", "gave-up", "still-failed"):
+            states = ", ".join(f"{name} {state}" for name, state, _ in self.supervisor.status())
+            console.print(f"[bold]status:[/] {states}", highlight=False)
 
     def stop_all(self) -> None:
+        self.supervisor.stop_all()
         for name, stop in reversed(self.stops):
             try:
                 stop()
@@ -86,6 +120,7 @@ def up(
 
     stack = Stack()
     stop_event = threading.Event()
+    ok = True
 
     def _on_signal(signum: int, frame: object) -> None:
         stop_event.set()
@@ -101,15 +136,23 @@ def up(
             database = ensure_database(pg_port)
         if database.server is not None:
             stack.urls.append(("PostgreSQL (embedded)", database.dsn, "Amazon RDS for PostgreSQL"))
-            if not keep_db and not was_running:
-                stack.stops.append(("PostgreSQL", database.server.stop))
+            owned = not keep_db and not was_running
+            stack.supervisor.start(_postgres(database.server, owned), already_running=True)
         else:
             stack.urls.append(
                 ("PostgreSQL (DATABASE_URL)", _redact(database.dsn), "Amazon RDS for PostgreSQL")
             )
 
-        gateway = _start_gateway(database.dsn, host, api_port, concurrency, auth)
-        stack.stops.append(("API gateway", gateway.stop))
+        gateway_component = ThreadComponent(
+            "API gateway",
+            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth),
+            lambda g: bool(g.is_alive()),
+            threads=("gateway",),
+            essential=True,
+            describe=lambda g: str(g.url),
+        )
+        stack.supervisor.start(gateway_component)
+        gateway: LocalGateway = gateway_component.server
         stack.urls.append(
             ("API (GetProducts, GetItem, AddProduct)", gateway.url, "API Gateway + AWS Lambda")
         )
@@ -118,29 +161,39 @@ def up(
         if web:
             from hybridshop.web.server import start_web
 
-            shop = start_web(
-                gateway.url,
-                host,
-                web_port,
-                # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
-                audience=API_AUDIENCE,
-                metadata_url=f"{gateway.issuer_url}/metadata",
+            api_url, metadata_url = gateway.url, f"{gateway.issuer_url}/metadata"
+            shop_component = ThreadComponent(
+                "web shop",
+                lambda: start_web(
+                    api_url,
+                    host,
+                    web_port,
+                    # the shop always fetches ID tokens as on Cloud Run; --auth decides if
+                    # they are checked
+                    audience=API_AUDIENCE,
+                    metadata_url=metadata_url,
+                ),
+                lambda w: bool(w.is_alive()),
+                threads=("hybridshop-web",),
+                describe=lambda w: str(w.url),
             )
-            stack.stops.append(("web shop", shop.stop))
-            stack.urls.append(("Web shop", shop.url, "Flask on Google Cloud Run"))
+            stack.supervisor.start(shop_component)
+            stack.urls.append(("Web shop", shop_component.server.url, "Flask on Google Cloud Run"))
 
         if replicate:
             _start_replicator(stack, database.dsn)
 
         _print_urls(stack)
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
-        stop_event.wait()
-        console.print("\nstopping...")
+        ok = stack.supervisor.run(stop_event)
+        console.print("\nstopping..." if ok else "stopping everything...")
     finally:
         stack.stop_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("stopped.")
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
@@ -166,19 +219,53 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
 
 def _start_replicator(stack: Stack, dsn: str) -> None:
-    from hybridshop.datastream.service import snapshot_path_for, start_replicator
+    from hybridshop.datastream.service import snapshot_path_for
 
     warehouse = settings.state_dir() / "warehouse.duckdb"
-    handle = start_replicator(dsn, warehouse)
-    stack.stops.append(("replicator", handle.stop))
+    reader_copy = snapshot_path_for(warehouse)
+    # A child process: a crash (even kill -9) cannot take `up` with it, and the restart
+    # resumes exactly once from the slot (see datastream/replicator.py).
+    args = [sys.executable, "-m", "hybridshop.datastream", "--dsn", dsn]
+    args += ["--duckdb", str(warehouse), "--snapshot", str(reader_copy)]
+    log_file = settings.state_dir() / "logs" / "replicator.log"
+    stack.supervisor.start(ProcessComponent("replicator", args, log_file))
     # Other processes cannot open a DuckDB file that one process writes: they read the copy.
     stack.urls.append(
-        (
-            "Warehouse (DuckDB, read this copy)",
-            str(snapshot_path_for(warehouse)),
-            "Datastream -> BigQuery",
-        )
+        ("Warehouse (DuckDB, read this copy)", str(reader_copy), "Datastream -> BigQuery")
     )
+
+
+def _postgres(server: EmbeddedPostgres, owned: bool) -> DaemonComponent:
+    """The embedded server, supervised through its postmaster.pid (pg_ctl detaches it)."""
+
+    def pid() -> int | None:
+        try:
+            first = (server.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return None
+        return int(first) if first.strip().isdigit() else None
+
+    return DaemonComponent(
+        "PostgreSQL",
+        server.start,
+        pid,
+        server.log_file,
+        stop=server.stop if owned else None,
+        essential=True,
+    )
+
+
+_STYLE = {
+    "started": "dim",
+    "died": "bold red",
+    "start-failed": "red",
+    "gave-up": "bold red",
+    "still-failed": "red",
+    "restarting": "yellow",
+    "restarted": "green",
+    "recovered": "green",
+    "stop-failed": "yellow",
+}
 
 
 def _redact(dsn: str) -> str:

@@ -167,27 +167,35 @@ class VerifyReport:
 
 
 # --- reading the warehouse -------------------------------------------------------------------
-def open_warehouse(duckdb_path: Path) -> tuple[Any, Path]:
+def open_warehouse(duckdb_path: Path, wait_s: float = 0.0) -> tuple[Any, Path]:
     """A read-only DuckDB connection to the warehouse, and the file it reads.
 
     The file itself when no process holds its write lock, else the reader copy the
-    replicator publishes (``<name>.read.duckdb``). The only place verify touches DuckDB
-    files, so it can later sit behind a Warehouse API.
+    replicator publishes (``<name>.read.duckdb``; a starting replicator publishes it once it
+    streams: wait up to ``wait_s`` for it). The only place verify touches DuckDB files, so
+    it can later sit behind a Warehouse API.
     """
     import duckdb
 
-    if not duckdb_path.exists():
-        raise VerifyError(f"no warehouse at {duckdb_path}: run `hybridshop replicate` first")
-    try:
-        return duckdb.connect(str(duckdb_path), read_only=True), duckdb_path
-    except duckdb.Error:  # locked by a replicator (another process, or this one)
-        copy = snapshot_path_for(duckdb_path)
-        if not copy.exists():
+    copy = snapshot_path_for(duckdb_path)
+    deadline = time.monotonic() + wait_s
+    while True:
+        if duckdb_path.exists():
+            try:
+                return duckdb.connect(str(duckdb_path), read_only=True), duckdb_path
+            except duckdb.Error:  # locked by a replicator (another process, or this one)
+                if copy.exists():
+                    return duckdb.connect(str(copy), read_only=True), copy
+        if time.monotonic() >= deadline:
+            if not duckdb_path.exists():
+                raise VerifyError(
+                    f"no warehouse at {duckdb_path}: run `hybridshop replicate` first"
+                )
             raise VerifyError(
                 f"{duckdb_path} is held by a running replicator that publishes no reader copy "
                 f"({copy}); run it without --no-reader-copy, or stop it"
-            ) from None
-        return duckdb.connect(str(copy), read_only=True), copy
+            )
+        time.sleep(0.2)
 
 
 def warehouse_state(con: Any, slot: str) -> dict[str, Any] | None:
@@ -555,7 +563,7 @@ class _Checker:
         self.options = options
         self.duckdb_path = duckdb_path
         self.source = _Source(dsn)
-        self.wh, self.read_from = open_warehouse(duckdb_path)
+        self.wh, self.read_from = open_warehouse(duckdb_path, options.wait_timeout_s)
         self.wh_lsn = 0
         self.notes: list[str] = []
         self.running = False
