@@ -146,6 +146,7 @@ def test_each_planted_difference_is_found_with_its_key(stream: Stream, tmp_path:
         "INSERT INTO public_products SELECT * REPLACE (id + 100000 AS id) FROM public_products "
         "WHERE id = 42"
     )  # extra
+    con.execute("INSERT INTO public_products SELECT * FROM public_products WHERE id = 100")  # twice
     con.close()
     # deleted at the source, still present in the warehouse (the replicator is stopped)
     execute(stream.dsn, "DELETE FROM products WHERE id = 777")
@@ -153,11 +154,11 @@ def test_each_planted_difference_is_found_with_its_key(stream: Stream, tmp_path:
     report = _verify(stream, copy, chunk_rows=250)
     products = _table(report, "public.products")
     assert not report.ok and not report.replicator_running
-    assert (products.missing, products.extra, products.different) == (2, 2, 2)
+    assert (products.missing, products.extra, products.different) == (2, 3, 2)
     assert sorted(products.samples["missing"], key=int) == ["17", "2500"]
-    assert sorted(products.samples["extra"], key=int) == ["777", "100042"]
+    assert sorted(products.samples["extra"]) == ["100 (duplicated)", "100042", "777"]
     assert sorted(products.samples["different"], key=int) == ["1234", "2999"]
-    assert (products.source_rows, products.warehouse_rows) == (2999, 2999)
+    assert (products.source_rows, products.warehouse_rows) == (2999, 3000)
     assert _table(report, "public.orders").matched
     assert products.ranges_rechecked < products.ranges  # only the differing ranges were re-read
 
@@ -176,7 +177,7 @@ def test_each_planted_difference_is_found_with_its_key(stream: Stream, tmp_path:
         [*base, "--duckdb", str(copy)], env=env, capture_output=True, text=True, timeout=120
     )
     assert shown.returncode == 1, shown.stdout + shown.stderr
-    assert "2 missing, 2 extra, 2 different" in shown.stdout
+    assert "2 missing, 3 extra, 2 different" in shown.stdout
     assert "17, 2500" in shown.stdout or "2500, 17" in shown.stdout
     as_json = subprocess.run(
         [*base, "--duckdb", str(copy), "--json", "--table", "products"],

@@ -547,7 +547,10 @@ class _TableCheck:
                     # the same difference in two consecutive rounds: a row added and removed
                     # (or changed and changed back) between one round's two source reads
                     # cannot pass for one
-                    self.result.add(outcome, _display_key(key), limit)
+                    shown = _display_key(key)
+                    if w.get(key) == DUPLICATE:
+                        shown += " (duplicated)"
+                    self.result.add(outcome, shown, limit)
                     continue
                 seen.setdefault(b, {})[key] = outcome
         self.pending = seen
@@ -766,8 +769,8 @@ class _Checker:
             return "missing" if (source or 0) > (warehouse or 0) else "extra"
         if warehouse is None:
             return "missing"
-        if source is None:
-            return "extra"
+        if source is None or warehouse == DUPLICATE:
+            return "extra"  # a row the source lacks, or a second copy of one it has
         return "different"
 
     def _rows_pg(self, cur: Any, plan: _Plan, buckets: list[int]) -> dict[int, dict[str, int]]:
@@ -786,13 +789,18 @@ class _Checker:
             f"SELECT b, k, {value} FROM ({plan.select('duck')}) s "
             f"WHERE {plan.bucket_filter(buckets)}"
         )
-        return _group(self.wh.execute(sql).fetchall())
+        return _group(self.wh.execute(sql).fetchall(), keyed=plan.style != "multiset")
 
 
-def _group(rows: list[tuple[Any, ...]]) -> dict[int, dict[str, int]]:
+DUPLICATE = -1  # row "hash" of a key the warehouse holds more than once (hashes are >= 0)
+
+
+def _group(rows: list[tuple[Any, ...]], keyed: bool = False) -> dict[int, dict[str, int]]:
+    """bucket -> key -> value; with ``keyed``, a key seen twice gets ``DUPLICATE``."""
     out: dict[int, dict[str, int]] = {}
     for b, k, v in rows:
-        out.setdefault(int(b), {})[k] = int(v)
+        bucket = out.setdefault(int(b), {})
+        bucket[k] = DUPLICATE if keyed and k in bucket else int(v)
     return out
 
 
