@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +324,7 @@ class _Plan:
     thresholds: list[int] = field(default_factory=list)
     buckets: int = 1
     append_log: bool = False  # append-only layout (key-less tables: change types count)
+    row_filter: str | None = None  # the publication's WHERE for this table
 
     @property
     def dest_ref(self) -> str:
@@ -355,7 +356,7 @@ class _Plan:
         key = row if self.style == "multiset" else _encode(keys, length)
         hash_sql = (_H_PG if pg else _H_DUCK).format(t=row)
         if pg:
-            source = _pg_source(self.table, where)
+            source = _pg_source(self.table, self.row_filter, where)
             count = "1"
         else:
             source = f"({self.duck_current()}) AS t"
@@ -424,13 +425,36 @@ def _pgq(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _pg_source(table: SourceTable, where: str | None = None) -> str:
-    """The published rows of a source table (its publication row filter, if any)."""
+def _pg_source(table: SourceTable, row_filter: str | None, where: str | None = None) -> str:
+    """The published rows of a source table (its publication's row filter, PG 15+)."""
     ref = f"ONLY {_pgq(table.schema)}.{_pgq(table.name)}"
-    conditions = [c for c in (getattr(table, "row_filter", None), where) if c]
+    conditions = [c for c in (row_filter, where) if c]
     if not conditions:
         return f"{ref} AS t"
     return f"(SELECT * FROM {ref} WHERE " + " AND ".join(f"({c})" for c in conditions) + ") AS t"
+
+
+def _publication_details(
+    conn: Any, publication: str
+) -> dict[tuple[str, str], tuple[list[str] | None, str | None]]:
+    """(schema, table) -> (published columns if the publication lists them, row filter);
+    both exist from PostgreSQL 15 on."""
+    if conn.server_version < 150000:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pt.schemaname, pt.tablename, pt.attnames, pt.rowfilter, "
+            "pr.prattrs IS NOT NULL FROM pg_publication_tables pt "
+            "JOIN pg_publication p ON p.pubname = pt.pubname "
+            "LEFT JOIN pg_publication_rel pr ON pr.prpubid = p.oid AND pr.prrelid = "
+            "format('%%I.%%I', pt.schemaname, pt.tablename)::regclass WHERE pt.pubname = %s",
+            (publication,),
+        )
+        rows = cur.fetchall()
+    return {
+        (schema, table): (list(attnames) if listed and attnames else None, rowfilter)
+        for schema, table, attnames, rowfilter, listed in rows
+    }
 
 
 def _display_key(encoded: str) -> str:
@@ -628,6 +652,7 @@ class _Checker:
         )
         try:
             tables = published_tables(self.source.conn, publication, TypeCatalog())
+            published = _publication_details(self.source.conn, publication)
         except PrerequisiteError as exc:
             raise VerifyError(str(exc)) from None
         finally:
@@ -642,7 +667,7 @@ class _Checker:
                 f"no replicator is running (slot {self.options.slot!r} inactive): the "
                 "warehouse is compared as it is"
             )
-        results = self._tables(tables, layout)
+        results = self._tables(tables, layout, published)
         with self.source.snapshot() as (_cur, source_lsn):
             pass
         if source_lsn > self.wh_lsn and not self.running:
@@ -660,20 +685,36 @@ class _Checker:
             notes=self.notes,
         )
 
-    def _plan(self, table: SourceTable, layout: StreamLayout) -> _Plan | None:
+    def _plan(self, table: SourceTable, layout: StreamLayout, result: TableResult) -> _Plan | None:
+        """How to compare one table; None (with ``result.error`` set when it is not simply
+        absent) when its rows cannot be compared."""
         dschema, dname = layout.table_ref(table.schema, table.name)
-        exists = self.wh.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
-            "AND database_name = current_database()",
-            [dschema, dname],
-        ).fetchone()
+        held = [
+            str(r[0])
+            for r in self.wh.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND "
+                "table_name = ? AND database_name = current_database()",
+                [dschema, dname],
+            ).fetchall()
+        ]
+        if not held:
+            return None
+        names = {c.name for c in table.columns}
+        absent = [c.name for c in table.columns if c.name not in held]
+        if absent:
+            result.error = f"columns missing in the warehouse: {', '.join(absent)}"
+            return None
+        unpublished = [n for n in held if n not in names and n != "datastream_metadata"]
+        if unpublished:
+            self.notes.append(
+                f"{result.destination} holds columns the publication does not publish: "
+                f"{', '.join(unpublished)} (not compared)"
+            )
         keys = [c for c in table.columns if c.is_key]
         append = layout.mode == APPEND_ONLY
         style = "multiset" if not keys else ("append" if append else "merge")
         plan = _Plan(table, dschema, dname, style, keys)
         plan.append_log = append
-        if not exists or not exists[0]:
-            return None
         if keys and keys[0].ctype.duckdb == "BIGINT":
             plan.int_key = True
         return plan
@@ -681,7 +722,7 @@ class _Checker:
     def _size(self, plan: _Plan) -> None:
         """Ranges of about ``chunk_rows`` source rows: integer keys between quantiles of the
         source's keys, other keys by md5 bucket."""
-        source = _pg_source(plan.table)
+        source = _pg_source(plan.table, plan.row_filter)
         with self.source.snapshot() as (cur, _lsn):
             cur.execute(f"SELECT count(*) FROM {source}")
             row = cur.fetchone()
@@ -700,7 +741,12 @@ class _Checker:
                 row = cur.fetchone()
                 plan.thresholds = sorted({int(v) for v in (row[0] if row else None) or []})
 
-    def _tables(self, tables: list[SourceTable], layout: StreamLayout) -> list[TableResult]:
+    def _tables(
+        self,
+        tables: list[SourceTable],
+        layout: StreamLayout,
+        published: dict[tuple[str, str], tuple[list[str] | None, str | None]],
+    ) -> list[TableResult]:
         """All tables move through the phases together, so one wait for the warehouse serves
         every table."""
         checks: list[_TableCheck] = []
@@ -710,14 +756,21 @@ class _Checker:
             label = dname if dschema == "main" else f"{dschema}.{dname}"
             result = TableResult(table.qualified, label)
             results.append(result)
-            plan = self._plan(table, layout)
+            columns, row_filter = published.get((table.schema, table.name), (None, None))
+            if columns is not None:  # a publication column list: only those are published
+                table = replace(table, columns=[c for c in table.columns if c.name in columns])
+            plan = self._plan(table, layout, result)
             if plan is None:
+                if result.error is None:
+                    result.error = "missing in the warehouse"
                 with self.source.snapshot() as (cur, _):
-                    cur.execute(f"SELECT count(*) FROM {_pg_source(table)}")
+                    cur.execute(f"SELECT count(*) FROM {_pg_source(table, row_filter)}")
                     row = cur.fetchone()
-                result.source_rows = result.missing = int(row[0]) if row else 0
-                result.error = "missing in the warehouse"
+                result.source_rows = int(row[0]) if row else 0
+                if result.error == "missing in the warehouse":
+                    result.missing = result.source_rows
                 continue
+            plan.row_filter = row_filter
             self._size(plan)
             checks.append(_TableCheck(plan, result))
         # 1. counts and hash sums per range: the source in one snapshot, the warehouse once
