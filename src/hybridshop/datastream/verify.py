@@ -563,7 +563,7 @@ class _TableCheck:
             a, w, bb = rows_a.get(b, {}), rows_w.get(b, {}), rows_b.get(b, {})
             before = {} if self.pending is None else self.pending[b]
             keys = set(a) | set(w) | set(bb) if self.pending is None else set(before)
-            for key in keys:
+            for key in sorted(keys):  # samples: the first keys of the first ranges
                 outcome = outcome_of(self.plan, a.get(key), w.get(key), bb.get(key))
                 if outcome is None:
                     continue
@@ -580,8 +580,8 @@ class _TableCheck:
         self.pending = seen
 
     def finish(self, limit: int) -> None:
-        for keys in (self.pending or {}).values():
-            for key in keys:
+        for _bucket, keys in sorted((self.pending or {}).items()):
+            for key in sorted(keys):
                 self.result.add("unsettled", _display_key(key), limit)
 
 
