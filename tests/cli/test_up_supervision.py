@@ -147,6 +147,15 @@ def test_killed_components_are_reported_and_restarted_then_postgres_given_up(hom
         up.wait_for("hybridshop is running")
         assert _wait_api(up.api) == 300
         _verified(dsn, warehouse)
+        status = subprocess.run(
+            [sys.executable, "-m", "hybridshop.cli.main", "replicate", "status", "--json"],
+            env={**os.environ, "HYBRIDSHOP_HOME": str(home), "DATABASE_URL": dsn},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        replicator = json.loads(status.stdout)["source"]["replicator"]
+        assert replicator["running"] and replicator["application"] == "hybridshop-datastream"
 
         # kill -9 the replicator: reported with its last output, restarted, exactly once
         os.kill(first, signal.SIGKILL)
@@ -202,7 +211,8 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
     home = tmp_path / "state"
     home.mkdir()
     (home / "warehouse.duckdb").write_bytes(b"not a DuckDB file, " * 100)  # corrupted warehouse
-    up = Up(home, free_port(), {"DATABASE_URL": create_database(pg)})
+    dsn = create_database(pg)
+    up = Up(home, free_port(), {"DATABASE_URL": dsn})
     try:
         up.wait_for("hybridshop is running")
         found = up.wait_for(r"gave up on replicator after 5 failures in 60s \(last: (.*)\)")
@@ -216,6 +226,16 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
         assert re.search(r"status: .*API gateway running, replicator FAILED", up.output)
         assert _wait_api(up.api) == 300  # the shop's API still serves
         assert up.proc.poll() is None
+        # `replicate status` says so too, with the replicator's last words
+        status = subprocess.run(
+            [sys.executable, "-m", "hybridshop.cli.main", "replicate", "status"],
+            env={**os.environ, "HYBRIDSHOP_HOME": str(home), "DATABASE_URL": dsn},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "replicator           NOT RUNNING" in status.stdout, status.stdout + status.stderr
+        assert "[hybridshop up] replicator exited with code 1" in status.stdout
         assert up.interrupt() == 0
     finally:
         up.interrupt()

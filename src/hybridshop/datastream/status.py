@@ -36,7 +36,7 @@ def source_status(dsn: str, slot: str) -> dict[str, Any]:
     finally:
         conn.close()
     if row is None:
-        return {"slot": slot, "exists": False}
+        return {"slot": slot, "exists": False, "replicator": {"running": False}}
     active, confirmed, lag_bytes, retained, flush_lag, wal_status, pid, app, since = row
     return {
         "slot": slot,

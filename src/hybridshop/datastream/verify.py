@@ -890,11 +890,23 @@ def _group(rows: list[tuple[Any, ...]], keyed: bool = False) -> dict[int, dict[s
 
 def verify(dsn: str, duckdb_path: Path, options: VerifyOptions | None = None) -> VerifyReport:
     """Compare the source with the warehouse (see the module docstring); raises VerifyError."""
-    checker = _Checker(dsn, duckdb_path, options or VerifyOptions())
+    import duckdb
+
     try:
-        return checker.run()
-    finally:
-        checker.close()
+        checker = _Checker(dsn, duckdb_path, options or VerifyOptions())
+        try:
+            return checker.run()
+        finally:
+            checker.close()
+    except psycopg2.Error as exc:
+        raise VerifyError(f"the source failed during the check: {_first_line(exc)}") from exc
+    except duckdb.Error as exc:
+        raise VerifyError(f"the warehouse failed during the check: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- presentation ------------------------------------------------------------------------------
