@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,9 +48,9 @@ API_AUDIENCE = "hybridshop-api"
 
 @dataclass
 class Stack:
-    """What ``up`` started, in start order, so it can stop them in reverse."""
+    """What ``up`` started: the supervisor holds the components (in start order, stopped in
+    reverse), ``urls`` what the table shows."""
 
-    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
     supervisor: Supervisor = field(init=False)
 
@@ -72,12 +71,6 @@ class Stack:
 
     def stop_all(self) -> None:
         self.supervisor.stop_all()
-        for name, stop in reversed(self.stops):
-            try:
-                stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                console.print(f"[yellow]while stopping {name}: {exc}[/]")
-        self.stops.clear()
 
 
 def up(
