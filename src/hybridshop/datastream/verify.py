@@ -373,7 +373,7 @@ class _Plan:
             source = _pg_source(self.table, self.row_filter, where)
             count = "1"
         else:
-            source = f"({self.duck_current()}) AS t"
+            source = f"({self.duck_current(where)}) AS t"
             count = "__n" if self.style == "multiset" else "1"
         if self.int_key:
             k = self.key_cols[0].name
@@ -399,9 +399,11 @@ class _Plan:
             "HAVING sum(n) <> 0"
         )
 
-    def duck_current(self) -> str:
-        """The destination's current image of the source table."""
+    def duck_current(self, where: str | None = None) -> str:
+        """The destination's current image of the source table (``where``: on the key)."""
         ref = self.dest_ref
+        if where:
+            ref = f"(SELECT * FROM {ref} WHERE {where})"
         if self.style == "merge":
             return f"SELECT * FROM {ref}"
         if self.style == "append":
@@ -869,8 +871,9 @@ class _Checker:
 
     def _rows_duck(self, plan: _Plan, buckets: list[int]) -> dict[int, dict[str, int]]:
         value = "n" if plan.style == "multiset" else "v"
+        where = plan.range_predicate(buckets, "duck") if plan.int_key else None
         sql = (
-            f"SELECT b, k, {value} FROM ({plan.select('duck')}) s "
+            f"SELECT b, k, {value} FROM ({plan.select('duck', where)}) s "
             f"WHERE {plan.bucket_filter(buckets)}"
         )
         return _group(self.wh.execute(sql).fetchall(), keyed=plan.style != "multiset")
