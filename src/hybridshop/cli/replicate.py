@@ -157,6 +157,8 @@ def verify(
 ) -> None:
     """Compare source and warehouse row by row (counts, then hashes by key range); exit 1 on a
     difference, 2 if the check cannot run."""
+    from rich.console import Console
+
     from hybridshop.datastream import verify as check
 
     options = check.VerifyOptions(
@@ -167,7 +169,10 @@ def verify(
         tables=tuple(table),
     )
     try:
-        report = check.verify(_verify_dsn(pg_port), duckdb_path or _default_duckdb(), options)
+        with Console(stderr=True).status(
+            "comparing the source with the warehouse (counts, then row hashes by key range)..."
+        ):
+            report = check.verify(_verify_dsn(pg_port), duckdb_path or _default_duckdb(), options)
     except check.VerifyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -176,8 +181,6 @@ def verify(
 
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        from rich.console import Console
-
         check.render(report, Console())
     raise typer.Exit(0 if report.ok else 1)
 
