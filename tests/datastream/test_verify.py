@@ -56,7 +56,8 @@ CREATE TABLE everything (
     id int8 PRIMARY KEY, i2 int2, i4 int4, n10 numeric(10,2), n numeric, n50 numeric(50,10),
     f4 float4, f8 float8, m money, b bool, t text, vc varchar(20), c5 char(5), u uuid,
     ip inet, mo mood, by bytea, d date, tm time, tz timetz, ts timestamp, tstz timestamptz,
-    iv interval, js json, jb jsonb, ia int4[], ta text[], na numeric[]
+    iv interval, js json, jb jsonb, ia int4[], ta text[], na numeric[], bt bit(4), vb varbit,
+    mac macaddr, net cidr, o oid
 );
 CREATE TABLE keyed_by_text (code text PRIMARY KEY, qty int4);
 CREATE TABLE keyless (a int4, b text);
@@ -70,7 +71,8 @@ ROW = (
     "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '10.0.0.1', 'happy', '\\x00ff10', '2024-02-29', "
     "'23:59:59.999999', '12:00:00+00', '2024-01-02 03:04:05.123456', "
     "'2024-01-02 03:04:05.5+02', '1 year 2 mons 3 days 04:05:06.789', '{{\"b\": 1,  \"a\": [1, 2.50]}}', "
-    "'{{\"k\": \"é\", \"n\": null}}', '{{1,2,NULL}}', '{{\"a b\",c}}', '{{1.50,2}}')"
+    "'{{\"k\": \"é\", \"n\": null}}', '{{1,2,NULL}}', '{{\"a b\",c}}', '{{1.50,2}}', B'1010', B'101', "
+    "'08:00:2b:01:02:03', '10.0.0.0/8', 42)"
 )
 
 
@@ -116,6 +118,8 @@ def test_full_match_for_every_mapped_type_key_less_and_text_keys(stream: Stream)
         "tstz": "tstz + INTERVAL 1 microsecond",
         "iv": "iv + INTERVAL 1 day",
         "jb": '\'{"k": "e", "n": null}\'',
+        "bt": "'0101'::BLOB",  # bit(4) 1010 is stored as its ASCII digits
+        "mac": "'08:00:2b:01:02:04'",
         "by": "'\\x00'::BLOB",
         "c5": "'ab'",  # loses char(5)'s padding
         "ia": "'[1,2]'",
