@@ -7,21 +7,24 @@ in Datastream's layout (merge: the mirror; append-only: the latest change per ke
 table: the multiset of rows) and classify each difference as
 
 - **missing**: a source row the warehouse lacks,
-- **extra**: a warehouse row the source lacks (e.g. deleted at the source but still present),
+- **extra**: a warehouse row the source lacks (e.g. deleted at the source but still present,
+  or a second copy of a key),
 - **different**: same key, some published column differs,
 
-with sample keys. A difference is reported only when it is *confirmed*: stable at the source
-across the check and still wrong in a warehouse state at least as recent as the first source
-read. Rows that changed during every round of the check are reported as *unsettled*, never
-as a match or a difference.
+with sample keys (the lowest first). Only what the publication publishes is compared (its
+column lists and row filters). A difference is reported only when it is *confirmed*: stable at
+the source across a round and wrong in a warehouse state at least as recent as the round's
+first source read, in two consecutive rounds. Rows that changed during every round are
+reported as *unsettled*, never as a match or a difference.
 
 How it compares like with like while writes go on
 -------------------------------------------------
 Values never travel: each engine turns every published column into one canonical text (for
 each type the replicator maps, see ``typemap``: floats as 17 significant digits, timestamps
 as UTC to the microsecond, intervals as months/days/microseconds, bytes as hex, ...), hashes
-the row (md5 of the length-prefixed texts) and sums the hashes per key range (integer keys:
-ranges of about ``chunk_rows`` rows; other keys and key-less tables: md5 buckets of the key).
+the row (md5 of the texts, free text length-prefixed) and sums the hashes per key range
+(integer keys: ranges of about ``chunk_rows`` rows between source quantiles; other keys and
+key-less tables: md5 buckets of the key).
 
 1. Source aggregates in one REPEATABLE READ snapshot, with ``pg_current_wal_lsn()`` read
    after the snapshot was taken (P: every transaction the snapshot sees ends before P).
@@ -30,8 +33,9 @@ ranges of about ``chunk_rows`` rows; other keys and key-less tables: md5 buckets
 3. Ranges whose count or hash sum differ are re-read row by row in rounds: source (snapshot
    A, LSN P), warehouse at W >= P, source again (snapshot B, after the warehouse read). A row
    equal in A and B was not changed in between, so any warehouse state between them must hold
-   it: if it does not, the difference is confirmed. A row that changed between A and B is
-   re-checked in the next round (up to ``max_rounds``).
+   it: if it does not, that is a difference, confirmed when the next round sees it again (a
+   row added and removed between A and B could otherwise pass for an extra one). A row that
+   changed between A and B is re-checked in the next round (up to ``max_rounds``).
 
 When no replicator is running (the slot is inactive) nothing is waited for: the warehouse is
 compared as it is, and its lag is reported. The warehouse is read through one read-only DuckDB
