@@ -241,3 +241,42 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
         up.interrupt()
     log = (home / "logs" / "replicator.log").read_text()
     assert log.count("[hybridshop up] replicator exited with code 1") == 5
+
+
+def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:
+    """The in-process components (shop, API) are supervised the same way: a real shop server
+    whose serving loop ends is reported and started again on the same port."""
+    from hybridshop.cli.supervisor import Event, Supervisor, ThreadComponent
+    from hybridshop.web.server import start_web
+
+    events: list[Event] = []
+    port = free_port()
+    shop = ThreadComponent(
+        "web shop",
+        lambda: start_web("http://127.0.0.1:9", "127.0.0.1", port),
+        lambda w: bool(w.is_alive()),
+        threads=("hybridshop-web",),
+        describe=lambda w: str(w.url),
+    )
+    supervisor = Supervisor(report=events.append, poll_interval_s=0.05)
+    supervisor.start(shop)
+    first = shop.server
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            assert response.status == 200
+        first._server.shutdown()  # its serving loop ends, as if the thread had died
+        deadline = time.monotonic() + 20
+        while not any(e.kind == "restarted" for e in events):
+            supervisor.check()
+            assert time.monotonic() < deadline, events
+            time.sleep(0.05)
+        assert [e.kind for e in events] == ["started", "died", "restarting", "restarted"]
+        assert events[1].message == "stopped serving"
+        assert shop.server is not first
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            assert response.status == 200
+        assert supervisor.status() == [
+            ("web shop", "running", f"http://127.0.0.1:{port} (1 recent failure(s))")
+        ]
+    finally:
+        supervisor.stop_all()
