@@ -5,9 +5,11 @@ its key, also while writes go on."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -318,3 +320,76 @@ def test_only_what_the_publication_publishes_is_compared(stream: Stream) -> None
     )
     result = _table(_verify(docs), "public.docs")
     assert result.error == "columns missing in the warehouse: extra" and not result.matched
+
+
+def test_canonical_forms_agree_on_random_values(database_url: str) -> None:
+    """For thousands of random values per type: PostgreSQL's canonical text of a value equals
+    DuckDB's canonical text of what the replicator's own cast made of it."""
+    from hybridshop.datastream.replicator import SOURCE_OPTIONS
+    from hybridshop.datastream.typemap import TypeInfo, column_type
+    from hybridshop.datastream.verify import duck_canonical, pg_canonical
+
+    rng = random.Random(9)
+    floats = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(4000)]
+    floats = [f for f in floats if math.isfinite(f)] + [0.0, -0.0, 1e15, 1e16, 0.1, 5e-324]
+    singles = [struct.unpack("f", struct.pack("I", rng.getrandbits(32)))[0] for _ in range(3000)]
+    singles = [f for f in singles if math.isfinite(f)]
+    instants = [
+        rng.randint(-62135596800, 253402300799) * 10**6 + rng.randint(0, 999999)
+        for _ in range(3000)
+    ]
+    cases: list[tuple[str, int, str, list[object]]] = [
+        ("float8", -1, "%s::float8[]", [*floats, float("nan"), float("inf"), float("-inf")]),
+        (
+            "float4",
+            -1,
+            "%s::float4[]",
+            singles,
+        ),
+        (
+            "numeric",
+            ((14 << 16) | 4) + 4,
+            "%s::numeric(14,4)[]",
+            [rng.randint(-(10**14), 10**14) / 10**4 for _ in range(2000)],
+        ),
+        (
+            "timestamptz",
+            -1,
+            "(SELECT array_agg(to_timestamp(0) + u * interval '1 microsecond') FROM unnest(%s::int8[]) u)",
+            instants,
+        ),
+        (
+            "timestamp",
+            -1,
+            "(SELECT array_agg(to_timestamp(0) AT TIME ZONE 'UTC' + u * interval '1 microsecond') FROM unnest(%s::int8[]) u)",
+            instants,
+        ),
+        (
+            "interval",
+            -1,
+            "(SELECT array_agg(make_interval(months => m, days => mod(m, 40), secs => m * 1.234567)) FROM unnest(%s::int4[]) m)",
+            [rng.randint(-5000, 5000) for _ in range(2000)],
+        ),
+    ]
+    conn = psycopg2.connect(database_url, options=SOURCE_OPTIONS)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        for name, typmod, array_sql, values in cases:
+            ctype = column_type(TypeInfo(name, "N"), typmod)
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT v::text, {pg_canonical('v', ctype)} FROM unnest({array_sql}) v",
+                    (values,),
+                )
+                rows = cur.fetchall()
+            texts = [r[0] for r in rows]
+            duck = con.execute(
+                f"SELECT {duck_canonical(ctype.cast_sql('x'), ctype)} FROM unnest(?) t(x)", [texts]
+            ).fetchall()
+            bad = [(t, p, d[0]) for (t, p), d in zip(rows, duck, strict=True) if p != d[0]]
+            assert not bad, (name, len(rows), bad[:5])
+            assert len(rows) >= 1000
+    finally:
+        conn.close()
+        con.close()
