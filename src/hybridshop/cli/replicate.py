@@ -148,12 +148,16 @@ def verify(
         None, "--duckdb", help="Warehouse [<state>/warehouse.duckdb]."
     ),
     slot: str = typer.Option(DEFAULT_SLOT, "--slot", help="Whose applied LSN to compare at."),
-    publication: str = typer.Option(None, "--publication", help="[the one the warehouse records]"),
+    publication: str = typer.Option(
+        None, "--publication", help="Publication to compare (default: the warehouse's own)."
+    ),
     dataset_prefix: str = typer.Option("", "--dataset-prefix", help="Per-schema layout prefix."),
     table: list[str] = typer.Option([], "--table", help="Only this table (repeatable)."),
     wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a running replicator."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    pg_port: int = typer.Option(None, "--pg-port"),
+    pg_port: int = typer.Option(
+        None, "--pg-port", help="Embedded PostgreSQL port (ignored with DATABASE_URL)."
+    ),
 ) -> None:
     """Compare source and warehouse row by row (counts, then hashes by key range); exit 1 on a
     difference, 2 if the check cannot run."""
