@@ -207,10 +207,10 @@ def test_each_planted_difference_is_found_with_its_key(stream: Stream, tmp_path:
 
 
 def test_append_only_layout_is_compared_by_its_latest_change_per_key(stream: Stream) -> None:
+    """Append-only mode, in the per-schema layout (dataset ds_public)."""
     _seed_products(stream.dsn, 200)
-    handle = start_replicator(
-        stream.dsn, stream.duckdb_path, config=stream.config(mode="append-only")
-    )
+    config = stream.config(mode="append-only", layout="per-schema", dataset_prefix="ds_")
+    handle = start_replicator(stream.dsn, stream.duckdb_path, config=config)
     try:
         wait_streaming(handle)
         execute(
@@ -222,15 +222,19 @@ def test_append_only_layout_is_compared_by_its_latest_change_per_key(stream: Str
         wait_caught_up(stream.dsn, stream.slot, handle=handle)
     finally:
         handle.stop()
-    report = _verify(stream)
+    report = _verify(stream, dataset_prefix="ds_")
     assert report.ok, report.as_dict()
+    assert _table(report, "public.products").destination == "ds_public.products"
     con = duckdb.connect(str(stream.duckdb_path))
     con.execute(  # drop the DELETE of id 11 from the log: the row comes back
-        "DELETE FROM public_products WHERE id = 11 AND datastream_metadata.change_type = 'DELETE'"
+        "DELETE FROM ds_public.products WHERE id = 11 AND datastream_metadata.change_type = 'DELETE'"
     )
     con.close()
-    products = _table(_verify(stream), "public.products")
+    products = _table(_verify(stream, dataset_prefix="ds_"), "public.products")
     assert products.samples == {"extra": ["11"]}
+    # without the prefix, the tables are not where verify looks: said, not crashed on
+    missing = _table(_verify(stream), "public.products")
+    assert missing.error == "missing in the warehouse" and missing.missing == 180
 
 
 def _writes(dsn: str, stop: threading.Event, done: list[int]) -> None:
