@@ -8,8 +8,8 @@ running ``up`` again picks up where it left off.
 Everything it starts is supervised (``supervisor``): a component that dies is reported at
 once with the last lines of its output and restarted with backoff; after 5 failures in 60 s
 it is given up on. Giving up on PostgreSQL or the API stops ``up`` with exit code 1 (nothing
-works without them); giving up on the shop or the replicator keeps the rest serving and the
-status says FAILED. The replicator runs as a child process (``python -m hybridshop.datastream``,
+works without them); giving up on the shop, the replicator or the dashboards keeps the rest
+serving and the status says FAILED. The replicator runs as a child process (``python -m hybridshop.datastream``,
 log in ``<state>/logs/replicator.log``): a crash, even ``kill -9``, costs nothing, since it
 resumes exactly once from its slot. PostgreSQL from ``DATABASE_URL`` is not ours to restart.
 """
@@ -102,6 +102,15 @@ def up(
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate", help="Start the local Datastream."
     ),
+    dashboards: bool = typer.Option(
+        True, "--dashboards/--no-dashboards", help="Serve the Looker dashboards (LookML, local)."
+    ),
+    dashboard_port: int = typer.Option(
+        settings.DEFAULT_DASHBOARD_PORT,
+        "--dashboard-port",
+        envvar="HYBRIDSHOP_DASHBOARD_PORT",
+        help="Dashboards port.",
+    ),
     keep_db: bool = typer.Option(
         False,
         "--keep-db",
@@ -175,6 +184,9 @@ def up(
 
         if replicate:
             _start_replicator(stack, database.dsn)
+
+        if dashboards:
+            _start_dashboards(stack, host, dashboard_port, replicate)
 
         _print_urls(stack)
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
@@ -259,6 +271,33 @@ _STYLE = {
     "recovered": "green",
     "stop-failed": "yellow",
 }
+
+
+def _start_dashboards(stack: Stack, host: str, port: int, replicating: bool) -> None:
+    from hybridshop.analytics.render import start_dashboards
+    from hybridshop.datastream.service import snapshot_path_for
+
+    warehouse = settings.state_dir() / "warehouse.duckdb"
+    # the replicator owns warehouse.duckdb: the dashboards read its read copy (about 1 s old)
+    source = snapshot_path_for(warehouse) if replicating else warehouse
+    component = ThreadComponent(
+        "dashboards",
+        lambda: start_dashboards(source, host, port),
+        lambda d: bool(d.is_alive()),
+        threads=("hybridshop-dashboards",),
+        describe=lambda d: str(d.url),
+    )
+    try:
+        stack.supervisor.start(component)
+    except OSError as exc:  # the rest of the stack is still useful: say so and go on
+        console.print(
+            f"[yellow]dashboards not started: cannot listen on {host}:{port} ({exc.strerror}); "
+            "pass --dashboard-port, or serve them later with `hybridshop dashboards serve`[/]"
+        )
+        return
+    stack.urls.append(
+        ("Dashboards (the LookML, rendered locally)", component.server.url, "Looker on BigQuery")
+    )
 
 
 def _redact(dsn: str) -> str:
