@@ -610,10 +610,17 @@ class _Checker:
         self.options = options
         self.duckdb_path = duckdb_path
         self.source = _Source(dsn)
-        self.wh, self.read_from = open_warehouse(duckdb_path, options.wait_timeout_s)
+        # a replicator holding the slot may still be starting: give it time to publish its
+        # reader copy; with none running, a missing warehouse is an error at once
+        self.running = self.source.slot_active(options.slot)
+        try:
+            wait = options.wait_timeout_s if self.running else 0.0
+            self.wh, self.read_from = open_warehouse(duckdb_path, wait)
+        except BaseException:
+            self.source.close()
+            raise
         self.wh_lsn = 0
         self.notes: list[str] = []
-        self.running = False
         self.caught_up = True
 
     def close(self) -> None:
@@ -664,7 +671,6 @@ class _Checker:
         publication = self.options.publication or state.get("publication")
         if not publication:
             raise VerifyError("the warehouse state records no publication: pass --publication")
-        self.running = self.source.slot_active(self.options.slot)
         layout = StreamLayout(
             state.get("mode") or MERGE,
             state.get("layout") or SINGLE_DATASET,
