@@ -6,13 +6,18 @@ adapter never leaves a half-done purchase behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg2
 import psycopg2.errors
+from psycopg2.extras import execute_values
 
 from hybridshop.core.errors import (
     AlreadySold,
+    CatalogError,
     FieldError,
     IdempotencyConflict,
     InvalidInput,
@@ -108,30 +113,95 @@ def list_categories(conn: Any) -> list[Category]:
     return [Category(name=r[0], available=r[1], total=r[2]) for r in rows]
 
 
-def add_product(conn: Any, new: NewProduct) -> Product:
+def add_product(conn: Any, new: NewProduct, *, at: datetime | None = None) -> Product:
+    """Insert one validated product. ``at`` stamps ``created_at``/``updated_at`` explicitly
+    (history written by ``hybridshop simulate --backfill-days``); by default the database's
+    ``now()``. The API never passes ``at``: a client cannot choose the time."""
     try:
         with conn.cursor() as cur:
             cur.execute(
                 f"""
-                INSERT INTO products (name, description, category, price, currency, image_url)
-                VALUES (%s, %s, %s, %s, %s, %s)
+                INSERT INTO products
+                    (name, description, category, price, currency, image_url, created_at,
+                     updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), coalesce(%s, now()))
                 RETURNING {PRODUCT_COLUMNS}
                 """,
-                (new.name, new.description, new.category, new.price, new.currency, new.image_url),
+                (
+                    new.name,
+                    new.description,
+                    new.category,
+                    new.price,
+                    new.currency,
+                    new.image_url,
+                    at,
+                    at,
+                ),
             )
             row = cur.fetchone()
         conn.commit()
     except psycopg2.errors.CheckViolation as exc:
         conn.rollback()
-        # Validation should have caught it; the constraint is the last guard, never a 500.
-        constraint = exc.diag.constraint_name or "a constraint"
-        raise InvalidInput(
-            f"the product breaks {constraint}", [FieldError("product", f"breaks {constraint}")]
-        ) from None
+        raise _constraint_error(exc) from None
     except BaseException:
         conn.rollback()
         raise
     return _product(row)
+
+
+def _constraint_error(exc: psycopg2.errors.CheckViolation) -> InvalidInput:
+    # Validation should have caught it; the constraint is the last guard, never a 500.
+    constraint = exc.diag.constraint_name or "a constraint"
+    return InvalidInput(
+        f"the product breaks {constraint}", [FieldError("product", f"breaks {constraint}")]
+    )
+
+
+def add_products(
+    conn: Any, items: Sequence[tuple[NewProduct, datetime]], *, commit: bool = True
+) -> list[int]:
+    """Bulk ``add_product``: validated products with explicit timestamps in multi-row INSERTs.
+
+    Returns the new ids in the order of ``items``. With ``commit=False`` the caller owns the
+    transaction (a backfill commits one simulated day at a time); on error it is rolled back.
+    """
+    if not items:
+        return []
+    rows = [
+        (n.name, n.description, n.category, n.price, n.currency, n.image_url, at, at, i)
+        for i, (n, at) in enumerate(items)
+    ]
+    try:
+        with conn.cursor() as cur:
+            # ORDER BY the position so ids are handed out in the order of ``items``.
+            result = execute_values(
+                cur,
+                """
+                INSERT INTO products
+                    (name, description, category, price, currency, image_url, created_at,
+                     updated_at)
+                SELECT name, description, category, price::numeric, currency, image_url,
+                       created_at::timestamptz, updated_at::timestamptz
+                FROM (VALUES %s) AS v(name, description, category, price, currency, image_url,
+                                      created_at, updated_at, pos)
+                ORDER BY pos
+                RETURNING id
+                """,
+                rows,
+                page_size=len(rows),
+                fetch=True,
+            )
+        if commit:
+            conn.commit()
+    except psycopg2.errors.CheckViolation as exc:
+        conn.rollback()
+        raise _constraint_error(exc) from None
+    except BaseException:
+        conn.rollback()
+        raise
+    # One statement draws its ids from the sequence in the order it inserts rows (the ORDER
+    # BY), so the sorted ids are the ids of ``items`` in order, whatever order RETURNING uses.
+    return sorted(r[0] for r in result)
 
 
 _ORDER_SELECT = """
@@ -169,7 +239,25 @@ PURCHASE_SQL = """
 """
 
 
-def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Order, bool]:
+# The same statement with an explicit time for history (``purchase(..., at=...)``): the
+# product's updated_at and the order's purchased_at are that time instead of now().
+PURCHASE_AT_SQL = """
+    WITH sold AS (
+        UPDATE products SET available = false, updated_at = %(at)s
+        WHERE id = %(product_id)s AND available
+        RETURNING id, name, price, currency
+    )
+    INSERT INTO orders
+        (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at)
+    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s, %(at)s FROM sold
+    RETURNING id, product_id, (SELECT name FROM sold), price, currency, purchased_at,
+              buyer_ref, channel
+"""
+
+
+def purchase(
+    conn: Any, product_id: int, request: PurchaseRequest, *, at: datetime | None = None
+) -> tuple[Order, bool]:
     """Buy one product atomically; return the order and whether it was created now.
 
     The guarded UPDATE (``AND available``) takes the row lock, so of any number of
@@ -179,6 +267,8 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
 
     With an idempotency key, repeating the call returns the original order (``created`` is
     False) instead of failing with "already sold".
+
+    ``at`` (history only, never from the API) stamps the sale with that time.
     """
     key = request.idempotency_key
     params = {
@@ -186,6 +276,7 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
         "buyer_ref": request.buyer_ref,
         "channel": request.channel,
         "key": key,
+        "at": at,
     }
     try:
         with conn.cursor() as cur:
@@ -194,7 +285,7 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
                 if existing is not None:
                     conn.commit()
                     return _replay(existing, product_id)
-            cur.execute(PURCHASE_SQL, params)
+            cur.execute(PURCHASE_SQL if at is None else PURCHASE_AT_SQL, params)
             row = cur.fetchone()
             if row is not None:
                 conn.commit()
@@ -227,3 +318,155 @@ def purchase(conn: Any, product_id: int, request: PurchaseRequest) -> tuple[Orde
         if not conn.closed:
             conn.rollback()
         raise
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    """What happened to one purchase of a batch: an order (``created`` or a replay of the
+    same key) or the error the single purchase would have raised."""
+
+    order: Order | None
+    created: bool
+    error: CatalogError | None = None
+
+
+# The batch form of PURCHASE_AT_SQL: the same guarded UPDATE feeding the INSERT, for many
+# (product, request, time) rows at once. A key that is already used (``used``, looked up by
+# its unique index first) is left out here and answered by the single-purchase path, which
+# replays it or reports the conflict.
+PURCHASE_MANY_SQL = """
+    WITH req (pos, product_id, buyer_ref, channel, key, at, used) AS (VALUES %s),
+    sold AS (
+        UPDATE products p SET available = false, updated_at = req.at::timestamptz
+        FROM req
+        WHERE p.id = req.product_id::bigint AND p.available AND NOT req.used
+        RETURNING p.id, p.name, p.price, p.currency, req.pos, req.buyer_ref, req.channel,
+                  req.key, req.at
+    ),
+    ins AS (
+        INSERT INTO orders
+            (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at)
+        SELECT id, price, currency, buyer_ref, channel, key, at::timestamptz FROM sold
+        RETURNING id, product_id, price, currency, purchased_at, buyer_ref, channel
+    )
+    SELECT sold.pos::int, ins.id, ins.product_id, sold.name, ins.price, ins.currency,
+           ins.purchased_at, ins.buyer_ref, ins.channel
+    FROM ins JOIN sold ON sold.id = ins.product_id
+"""
+
+
+def purchase_many(
+    conn: Any,
+    purchases: Sequence[tuple[int, PurchaseRequest, datetime]],
+    *,
+    commit: bool = True,
+) -> list[PurchaseOutcome]:
+    """Bulk ``purchase`` with explicit times, for history: one statement for the batch.
+
+    Every rule of the single purchase holds: the guarded UPDATE sells a product at most once
+    (a product twice in one batch is sold to the first request, UPDATE touches a row once),
+    ``orders_product_sold_once`` still guards the table, and a request whose idempotency key
+    exists is answered by :func:`purchase` (a replay, or ``IdempotencyConflict``). Requests
+    that sold nothing get the error :func:`purchase` would raise (``AlreadySold``,
+    ``NotFound``). If a concurrent writer breaks a unique constraint mid-batch, the batch is
+    retried one purchase at a time. With ``commit=False`` the caller owns the transaction.
+    """
+    if not purchases:
+        return []
+    if conn.autocommit:
+        raise ValueError("purchase_many needs a transaction: the connection is in autocommit")
+    keys = [req.idempotency_key for _, req, _ in purchases if req.idempotency_key is not None]
+    outcomes: list[PurchaseOutcome | None] = [None] * len(purchases)
+    try:
+        with conn.cursor() as cur:
+            used: set[str] = set()
+            if keys:
+                # keys already used: answered below by the single-purchase path (a replay)
+                cur.execute(
+                    "SELECT idempotency_key FROM orders WHERE idempotency_key = ANY(%s)", (keys,)
+                )
+                used = {r[0] for r in cur.fetchall()}
+            rows = [
+                (
+                    i,
+                    pid,
+                    req.buyer_ref,
+                    req.channel,
+                    req.idempotency_key,
+                    at,
+                    req.idempotency_key in used,
+                )
+                for i, (pid, req, at) in enumerate(purchases)
+            ]
+            cur.execute("SAVEPOINT purchase_many")
+            try:
+                result = execute_values(
+                    cur, PURCHASE_MANY_SQL, rows, page_size=len(rows), fetch=True
+                )
+            except psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT purchase_many")
+                result = []
+                one_by_one = True
+            else:
+                one_by_one = False
+            for pos, *order in result:
+                outcomes[pos] = PurchaseOutcome(Order(*order), True)
+        for i, (pid, req, at) in enumerate(purchases):
+            if outcomes[i] is not None:
+                continue
+            if not one_by_one and req.idempotency_key is None:
+                outcomes[i] = _missed(conn, pid)
+                continue
+            outcomes[i] = _purchase_one_in_tx(conn, pid, req, at)
+        if commit:
+            conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+    return [o for o in outcomes if o is not None]
+
+
+def _missed(conn: Any, product_id: int) -> PurchaseOutcome:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM products WHERE id = %s", (product_id,))
+        found = cur.fetchone()
+    if found is None:
+        return PurchaseOutcome(None, False, NotFound(f"product {product_id} does not exist"))
+    return PurchaseOutcome(None, False, AlreadySold(f"product {product_id} has already been sold"))
+
+
+def _purchase_one_in_tx(
+    conn: Any, product_id: int, request: PurchaseRequest, at: datetime
+) -> PurchaseOutcome:
+    """One purchase inside the caller's transaction (a savepoint keeps the batch alive)."""
+    key = request.idempotency_key
+    with conn.cursor() as cur:
+        if key is not None:
+            existing = _order_by_key(cur, key)
+            if existing is not None:
+                try:
+                    order, _ = _replay(existing, product_id)
+                except IdempotencyConflict as exc:
+                    return PurchaseOutcome(None, False, exc)
+                return PurchaseOutcome(order, False)
+        cur.execute("SAVEPOINT purchase_one")
+        try:
+            cur.execute(
+                PURCHASE_AT_SQL,
+                {
+                    "product_id": product_id,
+                    "buyer_ref": request.buyer_ref,
+                    "channel": request.channel,
+                    "key": key,
+                    "at": at,
+                },
+            )
+            row = cur.fetchone()
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT purchase_one")
+            row = None
+        cur.execute("RELEASE SAVEPOINT purchase_one")
+    if row is not None:
+        return PurchaseOutcome(Order(*row), True)
+    return _missed(conn, product_id)
