@@ -195,6 +195,8 @@ def _live(
         raise _fail(str(exc)) from None
     previous = signal.signal(signal.SIGINT, lambda *_: sim.stop())
     try:
+        with console.status(f"checking the API at {api_url}..."):
+            sim.connect()
         console.print(
             f"simulating against {api_url}: {rate:g} requests/s"
             + (f" for {duration:g}s" if duration else " until Ctrl-C")

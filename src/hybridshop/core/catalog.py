@@ -335,18 +335,24 @@ class PurchaseOutcome:
 # its unique index first) is left out here and answered by the single-purchase path, which
 # replays it or reports the conflict.
 PURCHASE_MANY_SQL = """
-    WITH req (pos, product_id, buyer_ref, channel, key, at, used) AS (VALUES %s),
+    WITH given (pos, product_id, buyer_ref, channel, key, at, used) AS (VALUES %s),
+    req AS (
+        -- the first request for each product in the batch is the one that may buy it
+        SELECT DISTINCT ON (product_id) pos, product_id::bigint AS product_id, buyer_ref,
+               channel, key, at::timestamptz AS at
+        FROM given WHERE NOT used ORDER BY product_id, pos
+    ),
     sold AS (
-        UPDATE products p SET available = false, updated_at = req.at::timestamptz
+        UPDATE products p SET available = false, updated_at = req.at
         FROM req
-        WHERE p.id = req.product_id::bigint AND p.available AND NOT req.used
+        WHERE p.id = req.product_id AND p.available
         RETURNING p.id, p.name, p.price, p.currency, req.pos, req.buyer_ref, req.channel,
                   req.key, req.at
     ),
     ins AS (
         INSERT INTO orders
             (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at)
-        SELECT id, price, currency, buyer_ref, channel, key, at::timestamptz FROM sold
+        SELECT id, price, currency, buyer_ref, channel, key, at FROM sold
         RETURNING id, product_id, price, currency, purchased_at, buyer_ref, channel
     )
     SELECT sold.pos::int, ins.id, ins.product_id, sold.name, ins.price, ins.currency,
@@ -364,7 +370,7 @@ def purchase_many(
     """Bulk ``purchase`` with explicit times, for history: one statement for the batch.
 
     Every rule of the single purchase holds: the guarded UPDATE sells a product at most once
-    (a product twice in one batch is sold to the first request, UPDATE touches a row once),
+    (of several requests for one product in a batch, the first may buy it),
     ``orders_product_sold_once`` still guards the table, and a request whose idempotency key
     exists is answered by :func:`purchase` (a replay, or ``IdempotencyConflict``). Requests
     that sold nothing get the error :func:`purchase` would raise (``AlreadySold``,

@@ -212,7 +212,7 @@ class HttpClient:
                 method, url, data=data, headers=all_headers, timeout=self._timeout
             )
         except requests.RequestException as exc:
-            return Answer(0, None, {}, (time.perf_counter() - started) * 1000, type(exc).__name__)
+            return Answer(0, None, {}, (time.perf_counter() - started) * 1000, _reason(exc))
         ms = (time.perf_counter() - started) * 1000
         parsed: Any = None
         if resp.content:
@@ -224,6 +224,25 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A short name for a transport failure: connection refused, unknown host, timeout..."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("Failed to resolve", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed"),
+        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ):
+        if needle in text:
+            return reason
+    return type(exc).__name__
 
 
 def _describe_refusal(answer: Answer, tokens: TokenProvider) -> str:

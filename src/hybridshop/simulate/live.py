@@ -248,6 +248,13 @@ class Simulation:
         self._auth_lock = threading.Lock()
         self._auth_refreshes = 0
         self.tokens: TokenProvider = TokenProvider()
+        self.use_token: bool | None = None  # known after connect()
+
+    def connect(self) -> None:
+        """Find the token source and probe the API; raises ``SimulationAborted`` (one line)."""
+        config = self.config
+        self.tokens = resolve_tokens(config.api_url, config.token, config.audience)
+        self.use_token = check_api(config.api_url, self.tokens)
 
     def stop(self) -> None:
         self.summary.stopped_by_user = True
@@ -279,8 +286,9 @@ class Simulation:
 
     def run(self, on_tick: Callable[[Summary], None] | None = None) -> Summary:
         config = self.config
-        self.tokens = resolve_tokens(config.api_url, config.token, config.audience)
-        use_token = check_api(config.api_url, self.tokens)
+        if self.use_token is None:
+            self.connect()
+        use_token = bool(self.use_token)
         log: IO[str] | None = None
         if config.log_path is not None:
             config.log_path.parent.mkdir(parents=True, exist_ok=True)
