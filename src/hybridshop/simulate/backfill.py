@@ -21,10 +21,11 @@ two runs with the same arguments on equal databases write the same rows.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing as mp
 import queue
 import random
-import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -127,14 +128,16 @@ class _Listing:
     fields: dict[str, Any]
     at: datetime
     category: str
-    ref: int = -1  # the product id once inserted
+    index: int = -1  # position among all listings of the history (ids follow it)
 
 
 @dataclass
 class _Day:
-    listings: list[_Listing]
-    products: list[tuple[NewProduct, datetime]]  # the listings, validated as the API does
-    purchases: list[tuple[_Listing, PurchaseRequest, datetime]]
+    """One day as the writer gets it: validated listings, in insertion order, and purchases
+    naming their product by its listing's index."""
+
+    products: list[tuple[NewProduct, datetime]]
+    purchases: list[tuple[int, PurchaseRequest, datetime, str]]  # listing, request, time, category
 
 
 def _moments(
@@ -177,6 +180,7 @@ class HistoryPlanner:
         self.stock: dict[str, list[_Listing]] = {name: [] for name in model.CATEGORY_NAMES}
         self.serial = 0
         self.purchase_no = 0
+        self.listed = 0  # listings handed to the writer so far
 
     def orders_on(self, rng: random.Random, index: int, day: date) -> int:
         progress = index / max(1, self.config.days - 1)
@@ -237,8 +241,13 @@ class HistoryPlanner:
         for listing in listings[pending:]:
             self.stock[listing.category].append(listing)
         listings += restocks
-        products = [(parse_new_product(item.fields), item.at) for item in listings]
-        return _Day(listings, products, purchases)
+        for item in listings:
+            item.index = self.listed
+            self.listed += 1
+        return _Day(
+            [(parse_new_product(item.fields), item.at) for item in listings],
+            [(item.index, request, at, item.category) for item, request, at in purchases],
+        )
 
 
 def backfill(
@@ -266,40 +275,52 @@ def backfill(
     conn.rollback()
     result = BackfillResult()
     started = time.perf_counter()
-    days: queue.Queue[_Day | BaseException | None] = queue.Queue(maxsize=4)
-    stop = threading.Event()
-    planner = threading.Thread(
+    # Planning and validating the next days (Python, one core) runs in another process while
+    # this one and PostgreSQL write the current day (the other core).
+    # fork where there is one: the child only plans (pure Python, no locks of ours) and
+    # needs no importable __main__; spawn elsewhere
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    days: Any = ctx.Queue(maxsize=4)
+    stop = ctx.Event()
+    planner = ctx.Process(
         target=_plan_days, args=(config, days, stop), name="history-planner", daemon=True
     )
-    # Planning and validating the next days (Python) runs while PostgreSQL writes this one:
-    # psycopg2 releases the GIL while a statement runs.
     planner.start()
+    ids: list[int] = []  # product id of each listing, by listing index
     try:
         while True:
             if should_stop is not None and should_stop():
                 break
-            item = days.get()
+            try:
+                item = days.get(timeout=0.5)
+            except queue.Empty:
+                if not planner.is_alive():
+                    raise RuntimeError("the history planner process died") from None
+                continue
             if item is None:
                 break
-            if isinstance(item, BaseException):
-                raise item
-            _write_day(conn, item, result)
+            if isinstance(item, str):
+                raise RuntimeError(f"the history planner failed: {item}")
+            _write_day(conn, item, ids, result)
             result.days += 1
             if on_day is not None:
                 on_day(result.days - 1, result)
     finally:
         stop.set()
-        while planner.is_alive():
+        deadline = time.monotonic() + 5
+        while planner.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
-                days.get_nowait()
-            planner.join(timeout=0.05)
+                days.get(timeout=0.05)
+        if planner.is_alive():
+            planner.terminate()
+        planner.join()
+        days.close()
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _plan_days(
-    config: BackfillConfig, out: queue.Queue[_Day | BaseException | None], stop: threading.Event
-) -> None:
+def _plan_days(config: BackfillConfig, out: Any, stop: Any) -> None:
+    """The planner process: each day planned and validated, in order, then None."""
     try:
         planner = HistoryPlanner(config)
         first = config.first_date()
@@ -308,31 +329,33 @@ def _plan_days(
                 return
             out.put(planner.plan(index, first + timedelta(days=index)))
         out.put(None)
-    except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
-        out.put(exc)
+    except Exception:  # noqa: BLE001 - reported by the writer
+        out.put(traceback.format_exc(limit=5))
 
 
-def _write_day(conn: Any, plan: _Day, result: BackfillResult) -> None:
+def _write_day(conn: Any, plan: _Day, ids: list[int], result: BackfillResult) -> None:
     try:
-        ids = add_products(conn, plan.products, commit=False)
-        for listing, product_id in zip(plan.listings, ids, strict=True):
-            listing.ref = product_id
+        new_ids = add_products(conn, plan.products, commit=False)
         outcomes = purchase_many(
-            conn, [(item.ref, request, at) for item, request, at in plan.purchases], commit=False
+            conn,
+            [
+                (new_ids[i - len(ids)] if i >= len(ids) else ids[i], request, at)
+                for i, request, at, _category in plan.purchases
+            ],
+            commit=False,
         )
         conn.commit()
     except BaseException:
         if not conn.closed:
             conn.rollback()
         raise
-    result.products += len(ids)
-    for (item, _request, at), outcome in zip(plan.purchases, outcomes, strict=True):
+    ids.extend(new_ids)
+    result.products += len(new_ids)
+    for (_i, _request, at, category), outcome in zip(plan.purchases, outcomes, strict=True):
         if outcome.order is not None and outcome.created:
             result.orders += 1
             result.revenue += outcome.order.price
-            result.orders_by_category[item.category] = (
-                result.orders_by_category.get(item.category, 0) + 1
-            )
+            result.orders_by_category[category] = result.orders_by_category.get(category, 0) + 1
             result.first = at if result.first is None else min(result.first, at)
             result.last = at if result.last is None else max(result.last, at)
         elif outcome.order is not None:
