@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +67,19 @@ def _stock(dsn: str) -> None:
     import random
 
     from hybridshop.core.catalog import add_products
+    from hybridshop.core.models import NewProduct
     from hybridshop.core.validation import parse_new_product
     from hybridshop.simulate import model
 
     rng = random.Random("bench-stock")
     supply = model.supply_shares()
     conn = psycopg2.connect(dsn)
-    items = []
+    items: list[tuple[NewProduct, datetime | None]] = []
     for serial in range(STOCK):
         category = model.BY_NAME[model.weighted_choice(rng, supply)]
         items.append((parse_new_product(model.product_fields(rng, category, serial)), None))
     for i in range(0, len(items), 5000):
-        add_products(conn, items[i : i + 5000])  # type: ignore[arg-type]
+        add_products(conn, items[i : i + 5000])
     conn.close()
 
 

@@ -158,9 +158,10 @@ def _constraint_error(exc: psycopg2.errors.CheckViolation) -> InvalidInput:
 
 
 def add_products(
-    conn: Any, items: Sequence[tuple[NewProduct, datetime]], *, commit: bool = True
+    conn: Any, items: Sequence[tuple[NewProduct, datetime | None]], *, commit: bool = True
 ) -> list[int]:
-    """Bulk ``add_product``: validated products with explicit timestamps in multi-row INSERTs.
+    """Bulk ``add_product``: validated products with explicit timestamps (None: now) in one
+    multi-row INSERT.
 
     Returns the new ids in the order of ``items``. With ``commit=False`` the caller owns the
     transaction (a backfill commits one simulated day at a time); on error it is rolled back.
@@ -181,7 +182,8 @@ def add_products(
                     (name, description, category, price, currency, image_url, created_at,
                      updated_at)
                 SELECT name, description, category, price::numeric, currency, image_url,
-                       created_at::timestamptz, updated_at::timestamptz
+                       coalesce(created_at::timestamptz, now()),
+                       coalesce(updated_at::timestamptz, now())
                 FROM (VALUES %s) AS v(name, description, category, price, currency, image_url,
                                       created_at, updated_at, pos)
                 ORDER BY pos

@@ -279,7 +279,7 @@ def backfill(
     # this one and PostgreSQL write the current day (the other core).
     # fork where there is one: the child only plans (pure Python, no locks of ours) and
     # needs no importable __main__; spawn elsewhere
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     days: Any = ctx.Queue(maxsize=4)
     stop = ctx.Event()
     planner = ctx.Process(
