@@ -142,3 +142,40 @@ def test_unsustainable_rate_is_reported(database_url: str, start_gateway: Gatewa
     assert summary.achieved_rate < 0.9 * summary.asked_rate
     assert summary.visits_dropped > 0
     assert summary.server_errors == 0
+
+
+def test_ctrl_c_stops_cleanly_with_the_summary(
+    database_url: str, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    seed_demo(database_url)
+    gateway = start_gateway(database_url)
+    out = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridshop.cli.main", "simulate", "--api-url", gateway.url,
+         "--rate", "40", "--seed", "2", "--summary-json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ((orders,),) = query(database_url, "SELECT count(*) FROM orders")
+            if orders > 0:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert "requests by route and status" in output and "stopped by Ctrl-C" in output
+    summary = json.loads(out.read_text())
+    ((orders,),) = query(database_url, "SELECT count(*) FROM orders")
+    assert summary["stopped_by_user"] and summary["orders"] == orders > 0

@@ -30,11 +30,11 @@ from hybridshop.simulate import model
 from hybridshop.simulate.client import Answer
 
 VISIT_KINDS: tuple[tuple[str, float, float], ...] = (
-    # kind, share of visits, mean requests per visit (for turning --rate into visits/s)
-    ("browse", 0.50, 3.9),
-    ("search", 0.15, 2.5),
+    # kind, share of visits, mean requests per visit (measured; turns --rate into visits/s)
+    ("browse", 0.50, 3.7),
+    ("search", 0.15, 2.1),
     ("home", 0.09, 2.0),
-    ("seller", 0.23, 1.9),
+    ("seller", 0.23, 1.75),
     ("stale", 0.03, 2.0),
 )
 MEAN_REQUESTS = sum(share * steps for _, share, steps in VISIT_KINDS)
