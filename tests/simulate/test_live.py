@@ -45,15 +45,19 @@ def test_same_seed_same_requests(
         seed_demo(dsn)
         gateway = start_gateway(dsn)
         log = tmp_path / f"run{run}.jsonl"
-        summary = simulate(gateway.url, seed=seed, concurrency=1, rate=50.0, log_path=log)
+        summary = simulate(
+            gateway.url, seed=seed, concurrency=1, rate=25.0, duration=4.0, log_path=log
+        )
         assert summary.server_errors == 0 and summary.transport_errors == 0
+        # every planned visit ran (a machine too busy to keep up would drop some)
+        assert summary.visits_dropped == 0, summary.lagging
         logs.append(requests_of(log))
     first, again, other = logs
     assert first == again
     assert first != other
     methods = {(e["method"], e["action"]) for e in first}
     assert ("POST", "buy") in methods and ("POST", "list") in methods
-    assert len(first) > 60
+    assert len(first) > 50
 
 
 def test_summary_counts_equal_the_database(

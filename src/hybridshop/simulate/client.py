@@ -256,7 +256,7 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _describe_refusal(answer: Answer, tokens: TokenProvider) -> str:
+def describe_refusal(answer: Answer, tokens: TokenProvider) -> str:
     detail = ""
     if isinstance(answer.body, dict):
         err = answer.body.get("error")
@@ -291,15 +291,17 @@ def check_api(base_url: str, tokens: TokenProvider) -> bool:
             f"not {base_url!r}"
         )
     client = HttpClient(base_url, tokens, connect_timeout_s=3.0, read_timeout_s=10.0)
+    has_source = type(tokens) is not TokenProvider
     try:
-        use_token = isinstance(tokens, StaticToken) or not is_loopback_url(base_url)
-        client.use_token = use_token and tokens.description != TokenProvider.description
+        # a local gateway is asked without a token first: it only wants one when run with --auth
+        client.use_token = has_source and (
+            isinstance(tokens, StaticToken) or not is_loopback_url(base_url)
+        )
         answer = client.send("GET", "/categories")
-        if answer.status == 401 and not client.use_token:
-            client.use_token = True  # the local gateway runs with --auth: get a token
+        if answer.status == 401 and has_source and not client.use_token:
+            client.use_token = True
             answer = client.send("GET", "/categories")
-        if answer.status == 401 and isinstance(tokens, MetadataToken | GcloudToken):
-            tokens.refresh()
+        elif answer.status == 401 and client.use_token and tokens.refresh():
             answer = client.send("GET", "/categories")
     finally:
         client.close()
@@ -313,12 +315,12 @@ def check_api(base_url: str, tokens: TokenProvider) -> bool:
             f"cannot reach the API at {base_url} ({answer.error}); {hint}, or pass --api-url"
         )
     if answer.status in (401, 403):
-        if tokens.description == TokenProvider.description:
+        if not has_source:
             raise SimulationAborted(
                 f"the API at {base_url} wants a token ({answer.status}); pass --token, or run "
                 "where Google's metadata server or gcloud can give one"
             )
-        raise SimulationAborted(_describe_refusal(answer, tokens))
+        raise SimulationAborted(describe_refusal(answer, tokens))
     if answer.status >= 500:
         raise SimulationAborted(
             f"the API at {base_url} answered {answer.status} to GET /categories; check its logs "

@@ -3,9 +3,10 @@
 
 The schedule is open-loop, like real shoppers who do not wait for each other: visits start
 at their planned times whatever the API's speed; when all workers are busy, visits queue and
-start late, and the summary compares the achieved rate with the asked one. The run ends when
-the planned visits are done, or at ``duration`` plus a grace period (visits not started by
-then are counted as dropped), or when ``stop`` is set (Ctrl-C).
+start late, a visit that cannot start within a grace period of its time is dropped (the
+shopper left), and the summary compares the achieved rate with the asked one. The run ends
+when the planned visits are done (``duration``), or at ``duration`` plus the grace period for
+visits still running, or when ``stop`` is set (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hybridshop.simulate.client import (
     SimulationAborted,
     TokenProvider,
     check_api,
+    describe_refusal,
     resolve_tokens,
 )
 from hybridshop.simulate.visits import SharedState, Visit, VisitRunner, plan_visits
@@ -279,9 +281,7 @@ class Simulation:
                 self._auth_refreshes += 1
                 return
             if self.summary.aborted is None:
-                from hybridshop.simulate.client import _describe_refusal
-
-                self.summary.aborted = _describe_refusal(answer, self.tokens)
+                self.summary.aborted = describe_refusal(answer, self.tokens)
             self.stop_event.set()
 
     def run(self, on_tick: Callable[[Summary], None] | None = None) -> Summary:
@@ -352,6 +352,7 @@ class Simulation:
             config.seed, config.rate, config.duration, config.speedup, self.sim_start
         )
         warn_after = max(2.0, 0.05 * (config.duration or 60))
+        max_late = config.grace_s()
         last_tick = 0.0
         for visit in plan:
             self.summary.visits_planned += 1
@@ -369,27 +370,27 @@ class Simulation:
             if self.stop_event.is_set():
                 self.summary.visits_planned -= 1
                 break
-            lag = time.perf_counter() - due
-            if lag > warn_after and self.summary.lagging is None:
-                self.summary.lagging = (
-                    f"cannot sustain --rate {config.rate:g}: visits start {lag:.1f}s late with "
-                    f"{config.concurrency} workers; lower --rate or raise --concurrency "
-                    "(if the API is the limit, a higher --concurrency will not help)"
-                )
-            if config.duration is not None and lag > config.grace_s():
-                # far behind: stop starting visits, count the rest as dropped
-                remaining = sum(1 for _ in plan)
-                self.summary.visits_dropped += 1 + remaining
-                self.summary.visits_planned += remaining
-                return
+            # hand the visit to a worker; a shopper kept waiting too long leaves (dropped)
             while not self.stop_event.is_set():
+                lag = time.perf_counter() - due
+                if lag > warn_after and self.summary.lagging is None:
+                    self.summary.lagging = (
+                        f"cannot sustain --rate {config.rate:g}: visits start {lag:.1f}s late "
+                        f"with {config.concurrency} workers; lower --rate or raise --concurrency "
+                        "(if the API is the limit, a higher --concurrency will not help)"
+                    )
+                if lag > max_late:
+                    self.summary.visits_dropped += 1
+                    break
                 try:
-                    visits.put(visit, timeout=0.25)
+                    visits.put(visit, timeout=0.1)
                     self.summary.visits_started += 1
                     break
                 except queue.Full:
-                    if on_tick is not None:
+                    now = time.perf_counter()
+                    if on_tick is not None and now - last_tick > 0.25:
                         on_tick(self.summary)
+                        last_tick = now
 
     def _worker(
         self,
