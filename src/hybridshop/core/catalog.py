@@ -20,8 +20,8 @@ from hybridshop.core.errors import (
     CatalogError,
     FieldError,
     IdempotencyConflict,
-    InvalidInput,
     NotFound,
+    ValidationFailed,
 )
 from hybridshop.core.models import (
     Category,
@@ -149,10 +149,10 @@ def add_product(conn: Any, new: NewProduct, *, at: datetime | None = None) -> Pr
     return _product(row)
 
 
-def _constraint_error(exc: psycopg2.errors.CheckViolation) -> InvalidInput:
+def _constraint_error(exc: psycopg2.errors.CheckViolation) -> ValidationFailed:
     # Validation should have caught it; the constraint is the last guard, never a 500.
     constraint = exc.diag.constraint_name or "a constraint"
-    return InvalidInput(
+    return ValidationFailed(
         f"the product breaks {constraint}", [FieldError("product", f"breaks {constraint}")]
     )
 
