@@ -203,7 +203,8 @@ def _live(
             + f", {concurrency} workers, seed {seed}",
             highlight=False,
         )
-        with LiveProgress(console, duration, enabled=not quiet) as progress:
+        clock = sim.sim_now if speedup > 0 else None
+        with LiveProgress(console, duration, enabled=not quiet, clock=clock) as progress:
             summary = sim.run(on_tick=progress.tick)
     except SimulationAborted as exc:
         raise _fail(str(exc)) from None

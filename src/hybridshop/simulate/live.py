@@ -243,7 +243,9 @@ class Simulation:
             duration_planned=config.duration,
         )
         self.tz = ZoneInfo(config.timezone)
-        self.sim_start = config.start or datetime.now(self.tz)
+        start = config.start or datetime.now(self.tz)
+        # a --start without an offset is a time in the shoppers' --timezone
+        self.sim_start = start if start.tzinfo else start.replace(tzinfo=self.tz)
         self.drift = model.Drift.from_seed(config.seed)
         self._shares_cache: dict[int, dict[str, float]] = {}
         self.started = 0.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -27,8 +29,15 @@ def _errors(summary: Summary) -> str:
 class LiveProgress:
     """A rich progress bar over the run's duration (or a spinner when it has none)."""
 
-    def __init__(self, console: Console, duration: float | None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        console: Console,
+        duration: float | None,
+        enabled: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.enabled = enabled
+        self.clock = clock  # the simulated clock, shown when it runs faster (--speedup)
         self.duration = duration
         self.started = time.perf_counter()
         self.progress = Progress(
@@ -59,6 +68,8 @@ class LiveProgress:
             f"{summary.total_requests:,} req ({rate:,.0f}/s) · [green]{summary.orders:,} orders[/] "
             f"· {_money(summary.revenue)} · {summary.products_added:,} listed · {_errors(summary)}"
         )
+        if self.clock is not None:
+            line = f"[cyan]{self.clock():%a %H:%M}[/] · " + line
         completed = min(elapsed, self.duration) if self.duration else elapsed
         self.progress.update(self.task, completed=completed, line=line)
 
