@@ -60,6 +60,18 @@ def _until(value: str | None) -> date | None:
         raise typer.BadParameter("use a date such as 2026-12-01") from None
 
 
+def _check_timezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Madrid",
+            param_hint="--timezone",
+        ) from None
+
+
 def _fail(message: str, code: int = EXIT_ABORTED) -> typer.Exit:
     console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -136,6 +148,7 @@ def simulate(
     ),
 ) -> None:
     """Simulate shoppers and sellers through the API, or write months of history."""
+    _check_timezone(timezone)
     if seed is None:
         seed = random.SystemRandom().randrange(1, 1_000_000)
     if backfill_days is not None:
@@ -247,7 +260,11 @@ def _backfill(
 
     dsn = os.environ.get("DATABASE_URL")
     iam = os.environ.get("DB_AUTH_MODE", "").lower() == "iam"
-    if iam or (dsn and not is_local_database(dsn)):
+    try:
+        remote = bool(dsn) and not is_local_database(dsn or "")
+    except psycopg2.ProgrammingError:
+        raise _fail("DATABASE_URL is not a PostgreSQL URL (postgresql://user@host/db)") from None
+    if iam or remote:
         where = "an RDS database (DB_AUTH_MODE=iam)" if iam else "a database on another host"
         if not confirmed:
             raise _fail(
