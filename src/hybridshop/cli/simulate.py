@@ -82,10 +82,12 @@ def simulate(
         20.0, "--rate", "-r", min=0.001, help="Requests per second (the mean, with --speedup)."
     ),
     duration: str | None = typer.Option(
-        None, "--duration", "-d", help="How long: 60, 90s, 10m, 2h [until Ctrl-C]."
+        None, "--duration", "-d", help="How long: 60, 90s, 10m, 2h (default: until Ctrl-C)."
     ),
     seed: int | None = typer.Option(
-        None, "--seed", help="Same seed, same requests (and same history) [random, printed]."
+        None,
+        "--seed",
+        help="Same seed, same requests (and same history); default: random, printed.",
     ),
     concurrency: int = typer.Option(
         8, "--concurrency", "-c", min=1, max=512, help="Workers, one connection each."
@@ -95,10 +97,10 @@ def simulate(
         "--speedup",
         min=0.0,
         help="Follow the daily pattern on a clock this many times faster (3600: an hour per "
-        "second) [0: steady rate].",
+        "second); 0: a steady rate.",
     ),
     start: str | None = typer.Option(
-        None, "--start", help="Simulated clock at the start, ISO date-time [now]."
+        None, "--start", help="Simulated clock at the start, ISO date-time (default: now)."
     ),
     timezone: str = typer.Option("UTC", "--timezone", help="The shoppers' time zone."),
     api_url: str = typer.Option(
@@ -111,7 +113,7 @@ def simulate(
         None,
         "--token",
         envvar="HYBRIDSHOP_API_TOKEN",
-        help="Bearer token [local issuer, Google's metadata server or gcloud].",
+        help="Bearer token (default: the local issuer, Google's metadata server or gcloud).",
     ),
     audience: str = typer.Option(
         "hybridshop-api",
@@ -136,7 +138,7 @@ def simulate(
         250.0, "--orders-per-day", min=1.0, help="History: orders on an average early day."
     ),
     until: str | None = typer.Option(
-        None, "--until", help="History: ends at the start of this day, YYYY-MM-DD [today]."
+        None, "--until", help="History: ends at the start of this day, YYYY-MM-DD (default: today)."
     ),
     yes_i_mean_it: bool = typer.Option(
         False,
