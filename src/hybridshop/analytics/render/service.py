@@ -21,6 +21,7 @@ from hybridshop.analytics.render.warehouse import WarehouseFile, WarehouseUnavai
 
 log = logging.getLogger("hybridshop.dashboards")
 CACHE_TTL_S = 10.0  # relative date filters ("7 days") move with the clock: recompute anyway
+SUGGESTIONS_TTL_S = 60.0
 MIN_REFRESH_S = 1.0  # recompute a view at most this often while the warehouse keeps changing
 
 
@@ -121,6 +122,7 @@ class DashboardService:
         self._stamp_checked = 0.0
         self._cache: dict[tuple[Any, ...], tuple[float, str, DashboardData]] = {}
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._suggest_cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
         self._ttl = cache_ttl_s
         self._min_refresh = min_refresh_s
         self._now = now  # pins relative date filters ("7 days"), for benchmarks and tests
@@ -138,6 +140,7 @@ class DashboardService:
                     self._project = self._load(self.project_dir)
                     self._stamp = _project_stamp(Path(self._project.root))
                     self._cache.clear()
+                    self._suggest_cache.clear()
             return self._project
 
     def dashboards(self) -> list[Any]:
@@ -188,7 +191,7 @@ class DashboardService:
                     return data
             started = time.perf_counter()
             tiles = self._tiles(dashboard, filters)
-            suggestions = self._suggestions(dashboard)
+            suggestions = self._cached_suggestions(dashboard)
             data = DashboardData(
                 dashboard,
                 filters,
@@ -212,6 +215,16 @@ class DashboardService:
             if tile.name == element:
                 return tile
         raise UnknownElement(element)
+
+    def _cached_suggestions(self, dashboard: Any) -> dict[str, list[str]]:
+        """Suggestions change rarely (a new category): recomputed once a minute at most."""
+        now = time.monotonic()
+        hit = self._suggest_cache.get(dashboard.name)
+        if hit is not None and now - hit[0] < SUGGESTIONS_TTL_S:
+            return hit[1]
+        values = self._suggestions(dashboard)
+        self._suggest_cache[dashboard.name] = (now, values)
+        return values
 
     def _suggestions(self, dashboard: Any) -> dict[str, list[str]]:
         """Values to offer in each string filter: its field's values in its explore (as
