@@ -1,6 +1,8 @@
 """``hybridshop package``: build the deployment artifacts Terraform and Cloud Build consume.
 
-Writes ``build/lambda/<Function>.zip`` (+ ``manifest.json``) and ``build/cloudrun/``.
+Writes ``<repo>/build/lambda/<Function>.zip`` (+ ``manifest.json``), ``<repo>/build/rds-ca/``
+(one root CA per region) and ``<repo>/build/cloudrun/``: the folders Terraform reads, wherever
+the command is run from.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 import typer
 
 
-def _repo_root() -> Path:
+def repo_root() -> Path:
     """The source checkout this package was installed from (src layout), else the cwd."""
     import hybridshop
 
@@ -18,9 +20,17 @@ def _repo_root() -> Path:
     return candidate if (candidate / "pyproject.toml").is_file() else Path.cwd()
 
 
+def default_build_dir(root: Path | None = None) -> Path:
+    """``<repo>/build``: where terraform/main.tf looks (``${path.root}/../build``)."""
+    return (root or repo_root()) / "build"
+
+
 def package(
-    out: Path = typer.Option(
-        Path("build"), "--out", help="Output folder (lambda/ and cloudrun/ inside)."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Output folder (lambda/, rds-ca/, cloudrun/ inside); default: <repo>/build, "
+        "the folder Terraform reads, whatever the current directory.",
     ),
     runtime: str = typer.Option(
         "python3.12", "--runtime", help="Lambda runtime: python3.12 or python3.13."
@@ -30,7 +40,7 @@ def package(
     cloudrun: bool = typer.Option(
         True, "--cloudrun/--no-cloudrun", help="Build the Cloud Run context."
     ),
-    repo_root: Path | None = typer.Option(
+    repo_root_opt: Path | None = typer.Option(
         None, "--repo-root", help="Repository root (default: detected)."
     ),
     rds_ca_bundle: Path | None = typer.Option(
@@ -45,13 +55,15 @@ def package(
     from hybridshop.packaging import PackagingError, build_cloudrun_context, build_lambda_zips
     from hybridshop.settings import state_dir
 
-    root = repo_root or _repo_root()
+    root = repo_root_opt or repo_root()
+    out = out or default_build_dir(root)
     try:
         if lambdas:
-            from hybridshop.packaging.rds_ca import ensure_rds_ca_bundle
+            from hybridshop.packaging.rds_ca import ensure_rds_ca_bundle, write_regional_roots
 
             bundle = ensure_rds_ca_bundle(rds_ca_bundle)
-            typer.echo(f"RDS CA bundle: {bundle}")
+            roots = write_regional_roots(bundle, out / "rds-ca")
+            typer.echo(f"RDS CA bundle: {bundle} ({len(roots)} regional roots in {out / 'rds-ca'})")
             manifest = build_lambda_zips(
                 out / "lambda", state=state_dir(), runtime=runtime, arch=arch
             )
