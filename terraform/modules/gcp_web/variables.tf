@@ -63,3 +63,9 @@ variable "deletion_protection" {
   type        = bool
   default     = false
 }
+
+variable "concurrency" {
+  description = "Requests per instance: Cloud Run's max_instance_request_concurrency and gunicorn's threads (WEB_THREADS)."
+  type        = number
+  default     = 8
+}
