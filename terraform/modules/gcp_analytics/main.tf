@@ -143,6 +143,8 @@ data "google_bigquery_tables" "existing" {
 }
 
 resource "google_bigquery_table" "view" {
+  # checkov:skip=CKV_GCP_121:views hold no data and are re-created from analytics/bigquery/*.sql; protection would block renaming or removing a view file
+  # checkov:skip=CKV_GCP_80:a view stores no data to encrypt; the replicated tables use the dataset's Google-managed encryption (see CKV_GCP_81)
   for_each            = local.views
   project             = var.project_id
   dataset_id          = google_bigquery_dataset.analytics.dataset_id
