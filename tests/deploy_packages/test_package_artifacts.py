@@ -171,6 +171,7 @@ def test_cloudrun_context(tmp_path: Path) -> None:
         "IMAGE_TAG",
         "README.md",
         "app/flask-app/Dockerfile",
+        "cloudbuild.yaml",
         "pyproject.toml",
         "src/hybridshop/__init__.py",
         "src/hybridshop/web/app.py",
