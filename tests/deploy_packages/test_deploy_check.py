@@ -133,3 +133,97 @@ def test_required_apis_come_from_terraform() -> None:
     assert {"datastream.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com"} <= set(
         APIS
     )
+
+
+# -- the whole `hybridshop deploy`, with stand-ins for the terraform, gcloud and aws CLIs -------
+
+STAND_IN = """#!/bin/sh
+# Stand-in for the {tool} CLI (no cloud here): records its arguments, answers as recorded.
+echo "{tool} $*" >> "$DEPLOY_LOG"
+case "$*" in
+{cases}
+esac
+exit 0
+"""
+CASES = {
+    "terraform": [
+        ('"version -json"', "echo '{\"terraform_version\": \"1.11.4\"}'"),
+        ('"output -raw build_service_account"', "echo projects/shop-prod/serviceAccounts/shop-build@shop-prod.iam.gserviceaccount.com"),
+        ('"output -raw build_bucket"', "echo shop-prod-shop-build"),
+        ('"output -json analytics_views_pending"', "echo '[\"daily_revenue\"]'"),
+    ],
+    "gcloud": [
+        ('"auth application-default print-access-token"', "echo ya29.token"),
+        ('"auth list"*', "echo me@example.com"),
+        ('"services list"*', "printf '%s\\n' " + " ".join(APIS)),
+        ('"artifacts docker images describe"*', "echo NOT_FOUND >&2; exit 1"),
+    ],
+    "aws": [('"sts get-caller-identity"*', "echo '{\"Account\": \"123456789012\"}'")],
+}  # fmt: skip
+
+
+def _stand_ins(bin_dir: Path) -> None:
+    bin_dir.mkdir()
+    for tool, cases in CASES.items():
+        body = "\n".join(f"  {pattern}) {answer};;" for pattern, answer in cases)
+        path = bin_dir / tool
+        path.write_text(STAND_IN.format(tool=tool, cases=body))
+        path.chmod(0o755)
+
+
+def test_deploy_runs_every_step_in_order(
+    tmp_path: Path, global_bundle: Path, keep_shipped_bundle: None
+) -> None:
+    """package -> preflight -> init -> registry/build SA -> Cloud Build as that SA -> apply."""
+    import os
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    for rel in (
+        "pyproject.toml",
+        "README.md",
+        "app/flask-app/Dockerfile",
+        "src/hybridshop/__init__.py",
+    ):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("x\n")
+    (repo / "terraform").mkdir()
+    (repo / "terraform" / "main.tf").write_text((REPO / "terraform" / "main.tf").read_text())
+    (repo / "terraform" / "terraform.tfvars").write_text(
+        'gcp_project_id = "shop-prod"\nname = "shop"\nlambda_architecture = "arm64"\n'
+    )
+    _stand_ins(tmp_path / "bin")
+    log = tmp_path / "calls.log"
+    env = dict(
+        os.environ,
+        PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        DEPLOY_LOG=str(log),
+        GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "adc.json"),
+    )
+    exe = Path(sys.executable).with_name("hybridshop")
+    proc = subprocess.run(
+        [str(exe), "deploy", "--auto-approve", "--rds-ca-bundle", str(global_bundle), "--repo-root", str(repo)],
+        env=env, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = [line for line in log.read_text().splitlines() if not line.startswith(("aws ", "gcloud auth", "gcloud services", "terraform version"))]  # fmt: skip
+    tag = (repo / "build" / "cloudrun" / "IMAGE_TAG").read_text().strip()
+    var_file = f"-var-file {repo / 'terraform' / 'terraform.tfvars'}"
+    assert calls == [
+        "terraform init -input=false",
+        f"terraform apply -input=false {var_file} -target=google_project_service.this -target=module.registry -auto-approve",
+        f"gcloud artifacts docker images describe europe-west1-docker.pkg.dev/shop-prod/shop/shop:{tag} --project shop-prod --format=value(image_summary.digest)",
+        "terraform output -raw build_service_account",
+        "terraform output -raw build_bucket",
+        f"gcloud builds submit {repo / 'build' / 'cloudrun'} --project shop-prod --region europe-west1 "
+        f"--config {repo / 'build' / 'cloudrun' / 'cloudbuild.yaml'} "
+        f"--substitutions _IMAGE=europe-west1-docker.pkg.dev/shop-prod/shop/shop:{tag} "
+        "--service-account projects/shop-prod/serviceAccounts/shop-build@shop-prod.iam.gserviceaccount.com "
+        "--gcs-source-staging-dir gs://shop-prod-shop-build/source",
+        f"terraform apply -input=false {var_file} -auto-approve",
+        "terraform output -json analytics_views_pending",
+    ]  # fmt: skip
+    manifest = json.loads((repo / "build" / "lambda" / "manifest.json").read_text())
+    assert manifest["build"]["architecture"] == "arm64"
+    assert "views wait for Datastream's first backfill" in proc.stdout

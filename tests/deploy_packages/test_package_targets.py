@@ -6,22 +6,17 @@ The psycopg2-binary wheels come from PyPI once per machine (cached under the sta
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from deploy_packages.conftest import make_cert as _cert
 from hybridshop.cli.package import default_build_dir, repo_root
-from hybridshop.db.connection import rds_ca_bundle_path
 from hybridshop.packaging import LambdaTarget, build_lambda_zips
 from hybridshop.packaging.lambda_zip import PLATFORMS, pip_download_command, source_digest
 from hybridshop.packaging.rds_ca import regional_roots, write_regional_roots
@@ -30,37 +25,6 @@ from hybridshop.settings import state_dir
 REPO = Path(__file__).resolve().parents[2]
 EXE = Path(sys.executable).with_name("hybridshop")
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
-
-
-def _cert(common_name: str, issuer: str | None = None) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer or common_name)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-@pytest.fixture(scope="module")
-def global_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stand-in of AWS's global bundle (the truststore is unreachable here): the same
-    subject layout, roots of two regions, an intermediate and an older CA."""
-    path = tmp_path_factory.mktemp("ca") / "global-bundle.pem"
-    path.write_bytes(
-        _cert("Amazon RDS eu-west-1 Root CA RSA2048 G1")
-        + _cert("Amazon RDS eu-west-1 Root CA ECC384 G1")
-        + _cert("Amazon RDS us-east-1 Root CA RSA2048 G1")
-        + _cert("Amazon RDS eu-west-1 Subordinate CA RSA2048 G1", "Amazon RDS eu-west-1 Root CA RSA2048 G1")
-        + _cert("Amazon RDS Root 2019 CA")
-    )  # fmt: skip
-    return path
 
 
 @pytest.mark.parametrize("runtime", ["python3.12", "python3.13"])
@@ -113,18 +77,6 @@ def test_regional_roots_pick_one_self_signed_root_per_region(global_bundle: Path
 def test_default_out_is_the_repository_build_folder() -> None:
     assert repo_root() == REPO
     assert default_build_dir() == REPO / "build"
-
-
-@pytest.fixture
-def keep_shipped_bundle() -> Iterator[None]:
-    """The CLI copies --rds-ca-bundle into the package; put back what was there."""
-    target = rds_ca_bundle_path()
-    before = target.read_bytes() if target.is_file() else None
-    yield
-    if before is None:
-        target.unlink(missing_ok=True)
-    else:
-        target.write_bytes(before)
 
 
 def test_cli_arm64_from_another_folder_writes_where_terraform_reads(

@@ -31,10 +31,10 @@ _ADC = Path(
 _SYMBOL = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 
 
-def _config(tfvars: Path | None):  # type: ignore[no-untyped-def]
+def _config(tfvars: Path | None, root: Path | None = None):  # type: ignore[no-untyped-def]
     from hybridshop.packaging.preflight import load_config
 
-    root = repo_root()
+    root = root or repo_root()
     return load_config(root, tfvars or root / "terraform" / "terraform.tfvars", _ADC)
 
 
@@ -49,12 +49,12 @@ def _print_findings(findings) -> int:  # type: ignore[no-untyped-def]
     return failures
 
 
-def _preflight(cfg):  # type: ignore[no-untyped-def]
+def _preflight(cfg, include_image: bool = True):  # type: ignore[no-untyped-def]
     from hybridshop.packaging.lambda_zip import source_digest
     from hybridshop.packaging.preflight import preflight, required_apis_from, run_command
 
     apis = required_apis_from(cfg.repo / "terraform" / "main.tf")
-    return preflight(cfg, run_command, source_digest(), apis)
+    return preflight(cfg, run_command, source_digest(), apis, include_image)
 
 
 @app.command("check")
@@ -107,13 +107,25 @@ def deploy(
     auto_approve: bool = typer.Option(
         False, "--auto-approve", help="Do not ask before the final apply."
     ),
+    rds_ca_bundle: Path | None = typer.Option(
+        None,
+        "--rds-ca-bundle",
+        exists=True,
+        dir_okay=False,
+        help="Local copy of the RDS CA bundle (as for `hybridshop package`).",
+    ),
+    root_opt: Path | None = typer.Option(
+        None, "--repo-root", hidden=True, help="Repository root (default: detected)."
+    ),
 ) -> None:
     """Package, build the image, `terraform apply`: the whole deploy (see docs/deploy.md)."""
     if ctx.invoked_subcommand is not None:
         return
+    from hybridshop.cli.package import build_artifacts
+    from hybridshop.packaging import PackagingError
     from hybridshop.packaging.preflight import check_image, image_tag, run_command
 
-    cfg = _config(tfvars)
+    cfg = _config(tfvars, root_opt)
     tf = cfg.repo / "terraform"
     if not (tf / "terraform.tfvars").is_file() and tfvars is None:
         typer.secho(
@@ -124,9 +136,14 @@ def deploy(
         raise typer.Exit(1)
     var_file = ["-var-file", str((tfvars or tf / "terraform.tfvars").resolve())]
     typer.secho("== 1/5 package", bold=True)
-    _run(["hybridshop", "package", "--runtime", cfg.runtime, "--arch", cfg.architecture], cfg.repo)
+    typer.echo(f"+ hybridshop package --runtime {cfg.runtime} --arch {cfg.architecture}")
+    try:
+        build_artifacts(cfg.repo, cfg.build_dir, cfg.runtime, cfg.architecture, rds_ca_bundle)
+    except PackagingError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     typer.secho("== 2/5 preflight", bold=True)
-    findings = [f for f in _preflight(cfg) if f.name != "image"]
+    findings = _preflight(cfg, include_image=False)
     if _print_findings(findings):
         raise typer.Exit(1)
     typer.secho("== 3/5 terraform init + APIs, registry, build service account", bold=True)

@@ -52,33 +52,45 @@ def package(
     ),
 ) -> None:
     """Build reproducible Lambda zips and the Cloud Run build context (same inputs, same bytes)."""
-    from hybridshop.packaging import PackagingError, build_cloudrun_context, build_lambda_zips
-    from hybridshop.settings import state_dir
+    from hybridshop.packaging import PackagingError
 
     root = repo_root_opt or repo_root()
-    out = out or default_build_dir(root)
     try:
-        if lambdas:
-            from hybridshop.packaging.rds_ca import ensure_rds_ca_bundle, write_regional_roots
-
-            bundle = ensure_rds_ca_bundle(rds_ca_bundle)
-            roots = write_regional_roots(bundle, out / "rds-ca")
-            typer.echo(f"RDS CA bundle: {bundle} ({len(roots)} regional roots in {out / 'rds-ca'})")
-            manifest = build_lambda_zips(
-                out / "lambda", state=state_dir(), runtime=runtime, arch=arch
-            )
-            for name, info in manifest.items():
-                size = (out / "lambda" / f"{name}.zip").stat().st_size
-                typer.echo(
-                    f"{out / 'lambda' / (name + '.zip')}  {size / 1e6:.1f} MB  sha256={info['sha256']}"
-                )
-        if cloudrun:
-            tag = build_cloudrun_context(root, out / "cloudrun")
-            typer.echo(f"{out / 'cloudrun'}/  image tag {tag}")
-            typer.echo(
-                "build the image: gcloud builds submit "
-                f"{out / 'cloudrun'} --tag REGION-docker.pkg.dev/PROJECT/hybridshop/shop:{tag}"
-            )
+        build_artifacts(
+            root, out or default_build_dir(root), runtime, arch, rds_ca_bundle, lambdas, cloudrun
+        )
     except PackagingError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
+
+
+def build_artifacts(
+    root: Path,
+    out: Path,
+    runtime: str,
+    arch: str,
+    rds_ca_bundle: Path | None = None,
+    lambdas: bool = True,
+    cloudrun: bool = True,
+) -> None:
+    """What ``hybridshop package`` (and ``deploy``) builds; raises PackagingError."""
+    from hybridshop.packaging import build_cloudrun_context, build_lambda_zips
+    from hybridshop.settings import state_dir
+
+    if lambdas:
+        from hybridshop.packaging.rds_ca import ensure_rds_ca_bundle, write_regional_roots
+
+        bundle = ensure_rds_ca_bundle(rds_ca_bundle)
+        roots = write_regional_roots(bundle, out / "rds-ca")
+        typer.echo(f"RDS CA bundle: {bundle} ({len(roots)} regional roots in {out / 'rds-ca'})")
+        manifest = build_lambda_zips(out / "lambda", state=state_dir(), runtime=runtime, arch=arch)
+        for name, info in manifest.items():
+            size = (out / "lambda" / f"{name}.zip").stat().st_size
+            typer.echo(
+                f"{out / 'lambda' / (name + '.zip')}  {size / 1e6:.1f} MB  sha256={info['sha256']}"
+            )
+    if cloudrun:
+        tag = build_cloudrun_context(root, out / "cloudrun")
+        typer.echo(
+            f"{out / 'cloudrun'}/  image tag {tag} (`hybridshop deploy` builds and pushes it)"
+        )

@@ -246,9 +246,13 @@ def check_tools(cfg: Config, run: Runner) -> Finding:
 
 
 def preflight(
-    cfg: Config, run: Runner, source_digest: str, required_apis: Sequence[str]
+    cfg: Config,
+    run: Runner,
+    source_digest: str,
+    required_apis: Sequence[str],
+    include_image: bool = True,
 ) -> list[Finding]:
-    """Every check, in the order a user fixes them."""
+    """Every check, in the order a user fixes them (``deploy`` builds the image itself)."""
     checks: list[Callable[[Config, Runner], Finding]] = [
         check_tools,
         check_project,
@@ -258,7 +262,7 @@ def preflight(
         check_one_time_setup,
         lambda c, r: check_required_apis(c, r, required_apis),
         lambda c, r: check_artifacts(c, r, source_digest),
-        check_image,
+        *([check_image] if include_image else []),
     ]
     return [check(cfg, run) for check in checks]
 
