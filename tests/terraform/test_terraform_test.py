@@ -32,7 +32,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 def test_the_aws_modules_have_suites() -> None:
-    assert {m.name for m in SUITES} >= {"aws_database", "aws_bootstrap", "aws_api"}
+    assert {m.name for m in SUITES} >= {"aws_database", "aws_bootstrap", "aws_api", "aws_network"}
 
 
 @pytest.mark.parametrize("module_dir", SUITES, ids=lambda p: p.name)
