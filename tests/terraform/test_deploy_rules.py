@@ -5,6 +5,7 @@ our reading of it."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -221,3 +222,20 @@ def test_provider_lock_file_is_committed() -> None:
         ["git", "ls-files", "--error-unmatch", str(lock)], cwd=REPO, capture_output=True, check=False
     )
     assert tracked.returncode == 0, "the lock file must be tracked by git (.gitignore hid it)"
+
+
+@needs_terraform
+def test_every_view_file_renders_with_templatefile(tmp_path: Path) -> None:
+    """What gcp_analytics does with each file: a stray `${` or `%{` in a view's SQL would fail
+    the plan; every reference must become `p.d.<table>`."""
+    views = REPO / "analytics" / "bigquery"
+    block = f'locals {{\n  dir = "{views}"\n}}\n'
+    expression = (
+        'jsonencode({for f in fileset(local.dir, "*.sql") : f => '
+        'templatefile("${local.dir}/${f}", { project = "p", dataset = "d" })})'
+    )
+    out = _console(expression, block, tmp_path)
+    rendered = json.loads(json.loads(out))
+    assert set(rendered) == {p.name for p in views.glob("*.sql")}
+    for name, sql in rendered.items():
+        assert "${" not in sql and re.findall(r"`p\.d\.\w+`", sql), name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.cli import api, bench, db, replicate, up
+from hybridshop.cli import api, bench, dashboards, db, replicate, up
 from hybridshop.cli import deploy as deploy_cmd
 from hybridshop.cli import package as package_cmd
 from hybridshop.cli import web as web_cmd
@@ -33,6 +33,7 @@ app.add_typer(db.app, name="db")
 app.command("package")(package_cmd.package)
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(dashboards.app, name="dashboards")
 
 
 def main() -> None:
