@@ -11,11 +11,16 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hybridshop.gateway.authorizer import JwtAuthorizerConfig
+from hybridshop.gateway.server import GatewayConfig, LocalGateway
 
 from .conftest import (
     AUDIENCE,
@@ -168,3 +173,33 @@ def test_refused_tokens_wrote_nothing(api: Api, module_db: str):
     assert db_rows(module_db, "SELECT count(*) FROM products WHERE name = 'forged listing'") == [
         (0,)
     ]
+
+
+def test_an_unreachable_issuer_means_401_not_5xx(
+    module_db: str, issuer: TestIssuer, tmp_path: Path
+):
+    """The identity provider is down (JWKS cannot be fetched): refuse, do not fail."""
+    from hybridshop.db.embedded import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    gateway = LocalGateway(
+        GatewayConfig(
+            port=0,
+            env={"DATABASE_URL": module_db, "LOG_LEVEL": "WARNING"},
+            concurrency=1,
+            authorizer=JwtAuthorizerConfig(issuer=dead, audiences=(AUDIENCE,)),
+            state_dir=tmp_path,
+            quiet=True,
+            log=lambda line: None,
+        )
+    )
+    gateway.start()
+    try:
+        token = issuer.token(iss=dead)
+        resp = requests.get(
+            gateway.url + "/products", headers={"Authorization": f"Bearer {token}"}, timeout=15
+        )
+        assert resp.status_code == 401, resp.text
+        assert resp.json() == {"message": "Unauthorized"}
+    finally:
+        gateway.stop()

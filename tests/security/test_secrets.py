@@ -161,7 +161,7 @@ def stack(pg: EmbeddedPostgres, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def _wait_ready(proc: subprocess.Popen[bytes], urls: dict[str, str], tmp: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    pending = {"web": "/healthz", "dash": "/healthz", "api": "/openapi.json"}
+    pending = {"web": "/health", "dash": "/healthz", "api": "/openapi.json"}
     while pending:
         if proc.poll() is not None:
             pytest.fail("hybridshop up exited early:\n" + (tmp / "stderr.txt").read_text()[-3000:])
@@ -214,7 +214,7 @@ def _exercise(urls: dict[str, str], values: dict[str, str], served: Served) -> i
     post(api + "/products", json={"name": "x"})
     post(api + "/products", data=b"\x00" * 2000, headers={"Content-Type": "application/json"})
     # the shop: browse, errors, sign in (wrong, then right), add, buy
-    for path in ("/", "/healthz", "/readyz", "/orders", "/no/such", "/products/999999"):
+    for path in ("/", "/health", "/ready", "/orders", "/no/such", "/products/999999"):
         get(web + path)
     get(web + "/products/1/buy")  # 405
     post(web + "/manage/login", data={"token": "nope"})  # no CSRF -> 400
