@@ -268,8 +268,9 @@ def _exercise(urls: dict[str, str], values: dict[str, str], served: Served) -> i
     for path in ("/", "/dashboards/sales", "/dashboards/catalog", "/dashboards/pipeline_health"):
         body = get(dash + path).text
         assert XSS_NAME not in body and "<img src=x" not in body, path
-    for path in ("/dashboards/nope", "/api/state", "/dashboards/%3Cscript%3E"):
-        get(dash + path)
+    for path in ("/dashboards/nope", "/api/state", "/dashboards/%3Cscript%3Ealert(1)%3C"):
+        resp = get(dash + path)
+        assert "<script>alert" not in resp.text and "Traceback" not in resp.text, path
     return product_id
 
 
