@@ -286,7 +286,12 @@ def test_no_secret_is_printed_or_served_and_hostile_text_stays_text(
     dialogs: list[str] = []
     ctx = browser.new_context()
     page = ctx.new_page()
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     for url in (
         f"{urls['web']}/products/{product_id}",
         f"{urls['web']}/",
