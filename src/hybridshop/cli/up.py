@@ -117,7 +117,11 @@ def up(
         help="Leave the embedded PostgreSQL running on exit (by default `up` stops what it started).",
     ),
 ) -> None:
-    """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream."""
+    """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream.
+
+    SHOP_ADMIN_TOKEN (environment) protects the shop's "Sell an item" with a seller sign-in;
+    with --auth only the shop's identity may add products through the API (ALLOWED_SELLERS).
+    """
     from hybridshop.stack import ensure_database
 
     stack = Stack()

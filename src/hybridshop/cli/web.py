@@ -36,7 +36,12 @@ def web(
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Print one line per request."),
 ) -> None:
-    """Serve the web shop (Flask) on http://127.0.0.1:8080 until Ctrl-C."""
+    """Serve the web shop (Flask) on http://127.0.0.1:8080 until Ctrl-C.
+
+    SHOP_ADMIN_TOKEN (environment) makes "Sell an item" ask for that seller token; without
+    it catalog management is open to anyone who reaches the shop. SECRET_KEY keeps
+    sessions across restarts.
+    """
     import logging
     import os
 
