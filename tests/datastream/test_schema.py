@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-import psycopg2
 import pytest
 
 from hybridshop.datastream.replicator import Replicator
@@ -213,18 +212,23 @@ def test_readers_see_fresh_data_while_replicating(stream: Stream) -> None:
     )
     handle = start_replicator(stream.dsn, stream.duckdb_path, config=config)
     try:
+        # A new slot's confirmed LSN is already past the insert while the backfill that
+        # copies it is still uncommitted: wait for the stream before counting on it.
+        wait_streaming(handle)
         execute(stream.dsn, "INSERT INTO products (name, price) VALUES ('fresh', 3)")
         wait_caught_up(stream.dsn, stream.slot)
         live = handle.reader()
         assert live.execute("SELECT name FROM public_products").fetchall() == [("fresh",)]
         live.close()
         assert config.snapshot_path is not None
-        deadline = 50
-        while deadline and not config.snapshot_path.exists():
+        # the copy is refreshed every 0.2 s: wait until it holds the committed row
+        rows: list[tuple[object, ...]] = []
+        for _ in range(100):
+            if config.snapshot_path.exists():
+                rows = _query(config.snapshot_path, "SELECT name FROM public_products")
+                if rows:
+                    break
             handle.thread.join(0.1)
-            deadline -= 1
-        other = psycopg2  # noqa: F841 - readability: the copy is what other processes open
-        rows = _query(config.snapshot_path, "SELECT name FROM public_products")
         assert rows == [("fresh",)]
     finally:
         handle.stop()

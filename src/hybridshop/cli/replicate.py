@@ -21,9 +21,14 @@ def _default_duckdb() -> Path:
 
 
 def _source_dsn(pg_port: int | None) -> str:
+    """``DATABASE_URL`` as is: a replicator never migrates or seeds a database it replicates
+    (it writes nothing there but its slot, heartbeat messages and, when asked, the
+    publication). Without it, the embedded shop database (created and migrated if needed)."""
+    import os
+
     from hybridshop.stack import ensure_database
 
-    return ensure_database(pg_port).dsn
+    return os.environ.get("DATABASE_URL") or ensure_database(pg_port).dsn
 
 
 @app.callback()
@@ -100,17 +105,44 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     pg_port: int = typer.Option(None, "--pg-port"),
 ) -> None:
-    """Slot, confirmed LSN, lag (bytes, seconds), WAL retained, rows per table, last commit."""
+    """Whether a replicator runs and its last error; slot, confirmed LSN, lag (bytes,
+    seconds), WAL retained, rows per table, last commit, rejected changes.
+
+    Exit code: 0 healthy, 1 rejected changes / stopped tables / failed replicator, 2 error."""
     import json
+    import time
 
-    from hybridshop.datastream.status import gather_status
+    import psycopg2
 
-    info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
+    from hybridshop.datastream.status import gather_status, status_exit_code
+
+    try:
+        info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
+    except psycopg2.Error as exc:
+        typer.echo(f"error: cannot read the source: {str(exc).strip()}", err=True)
+        raise typer.Exit(2) from None
+    code = status_exit_code(info)
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
-        return
-    src, dst = info["source"], info["destination"]
-    lines = [f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"]
+        raise typer.Exit(code)
+    live, src, dst = info["replicator"], info["source"], info["destination"]
+    if live.get("phase") is None:
+        running = "no replicator has run on this warehouse"
+    else:
+        running = "running" if live["running"] else "not running"
+        running += (
+            f" ({live['phase']}, pid {live.get('pid')}, heartbeat {live['heartbeat_age_s']}s ago)"
+        )
+    lines = [f"replicator           {running}"]
+    if live.get("last_error"):
+        when = live.get("last_error_at")
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when else "?"
+        lines.append(f"last error           {at} {live['last_error']}")
+    for table, reason in (live.get("stopped_tables") or {}).items():
+        lines.append(f"stopped table        {table}: {reason}")
+    lines.append(
+        f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
+    )
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -119,4 +151,12 @@ def status(
             lines.append(f"{key:<20} {dst[key]}")
     for table, count in dst.get("rows", {}).items():
         lines.append(f"rows {table:<15} {count}")
+    rejected = dst.get("rejected_changes", 0)
+    lines.append(f"rejected changes     {rejected} (table _datastream_errors in the warehouse)")
+    for r in dst.get("rejected", [])[:10]:
+        lines.append(
+            f"  {r['lsn']} {r['change_type']} {r['table']} {r['key']} {r['column']}="
+            f"{str(r['value'])[:40]!r}: {r['reason']}"
+        )
     typer.echo("\n".join(lines))
+    raise typer.Exit(code)

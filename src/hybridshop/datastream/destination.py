@@ -10,6 +10,7 @@ appends them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value
+from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value, format_lsn
 from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
+
+log = logging.getLogger("hybridshop.datastream")
 
 MERGE = "merge"
 APPEND_ONLY = "append-only"
 SINGLE_DATASET = "single"
 DATASET_PER_SCHEMA = "per-schema"
 STATE_TABLE = "_datastream_state"
+ERRORS_TABLE = "_datastream_errors"
 
 _META = {
     "merge": "STRUCT(uuid VARCHAR, source_timestamp BIGINT)",
@@ -71,6 +75,20 @@ class StreamLayout:
 
 
 @dataclass
+class Reject:
+    """A change the warehouse cannot hold (Datastream's "events that could not be written"):
+    not applied, recorded in ``_datastream_errors``; the stream goes on."""
+
+    table: str  # source schema.table
+    key: str  # JSON object of the key columns (the whole row for key-less tables)
+    column: str
+    value: str
+    reason: str
+    lsn: str  # commit LSN of the source transaction (backfill: the slot's consistent point)
+    change_type: str
+
+
+@dataclass
 class _Change:
     op: str  # I, U, D (merge: final image per key) / change_type (append)
     row: list[Value]
@@ -93,6 +111,10 @@ class TableWriter:
     images: dict[tuple[Value, ...], list[Value]] = field(default_factory=dict)
     truncate_first: bool = False
     rows_applied: int = 0
+    # Careful mode: values are cast with TRY_CAST and changes holding a value the destination
+    # cannot store are rejected (``rejects``) instead of failing the whole batch.
+    careful: bool = False
+    rejects: list[Reject] = field(default_factory=list)
     _unchanged_cols: list[int] = field(default_factory=list)
 
     @property
@@ -195,10 +217,16 @@ class TableWriter:
                 elem = column.ctype.array_elem
                 col_lists[i] = [pg_array_to_json(v, elem) for v in col_lists[i]]
         params: list[Any] = [*col_lists]
-        selects = [
-            f"{col.ctype.cast_sql(f'c{i}')} AS {q(col.name)}" for i, col in enumerate(self.columns)
-        ]
-        unnests = [f"unnest(${i + 1}) AS c{i}" for i in range(ncols)]
+        selects = []
+        for i, col in enumerate(self.columns):
+            if self.careful and col.ctype.needs_cast:
+                selects.append(f"{col.ctype.try_cast_sql(f'c{i}')} AS {q(col.name)}")
+                selects.append(f"c{i} AS __r{i}")
+            else:
+                selects.append(f"{col.ctype.cast_sql(f'c{i}')} AS {q(col.name)}")
+        # Typed VARCHAR even when every value of a column is NULL or an unchanged TOAST value
+        # (a Python list of None alone would make a column of DuckDB type NULL).
+        unnests = [f"unnest(CAST(${i + 1} AS VARCHAR[])) AS c{i}" for i in range(ncols)]
         extra = {
             "__op": [c.op for c in changes],
             "__ts": [c.ts_ms for c in changes],
@@ -217,7 +245,8 @@ class TableWriter:
             unnests.append(f"unnest(${len(params)}) AS {name}")
             if name.startswith("__lk"):
                 column = self.columns[key_idx[int(name[4:])]]
-                selects.append(f"{column.ctype.cast_sql(name)} AS {name}")
+                cast = column.ctype.try_cast_sql if self.careful else column.ctype.cast_sql
+                selects.append(f"{cast(f'CAST({name} AS VARCHAR)')} AS {name}")
             else:
                 selects.append(name)
         con.execute(
@@ -229,6 +258,46 @@ class TableWriter:
             params,
         )
         self._unchanged_cols = sorted(unchanged)
+        if self.careful:
+            self._reject(con, changes)
+
+    def _reject(self, con: Any, changes: list[_Change]) -> None:
+        """Careful mode: take the changes holding a value the destination type cannot store
+        out of ``__stage`` and record them (one ``Reject`` per offending column)."""
+        bad: set[int] = set()
+        for i, col in enumerate(self.columns):
+            if not col.ctype.needs_cast:
+                continue
+            rows = con.execute(
+                f"SELECT __seq, __r{i} FROM __stage WHERE __r{i} IS NOT NULL AND {q(col.name)} IS NULL"
+            ).fetchall()
+            for seq, value in rows:
+                change = changes[int(seq)]
+                self.rejects.append(
+                    Reject(
+                        f"{self.source[0]}.{self.source[1]}",
+                        self.key_json(change.row),
+                        col.name,
+                        str(value),
+                        col.ctype.reject_reason(str(value)),
+                        format_lsn(int(change.cs[:16], 16)),
+                        change.op,
+                    )
+                )
+                bad.add(int(seq))
+        if bad:
+            con.execute("DELETE FROM __stage WHERE list_contains($1, __seq)", [sorted(bad)])
+
+    def key_json(self, row: Sequence[Value]) -> str:
+        import json
+
+        return json.dumps(
+            {
+                self.columns[i].name: (None if row[i] is UNCHANGED else row[i])
+                for i in self.key_idx
+                if i < len(row)
+            }
+        )
 
     def _fill_unchanged(self, con: Any, changes: list[_Change]) -> None:
         """Unchanged TOAST values not seen in this batch: copy them from the destination row."""
@@ -348,7 +417,14 @@ class Warehouse:
             "backfill_complete BOOLEAN, last_commit_ts_ms BIGINT, last_heartbeat_ts_ms BIGINT, "
             "applied_at TIMESTAMP, changes_applied BIGINT)"
         )
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {ERRORS_TABLE} (slot VARCHAR, source_table VARCHAR, "
+            "key VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR, lsn VARCHAR, "
+            "change_type VARCHAR, recorded_at TIMESTAMP)"
+        )
         self.writers: dict[tuple[str, str], TableWriter] = {}
+        self.careful = False
+        self._settings_after_rollback: dict[str, object] = {}
         self._snapshot_at = 0.0
         self._snapshot_dirty = True
 
@@ -402,6 +478,7 @@ class Warehouse:
             f"datastream_metadata {_META[style]})"
         )
         writer = TableWriter((schema, table), dschema, dname, list(columns), style)
+        writer.careful = self.careful
         self.writers[(schema, table)] = writer
         return writer
 
@@ -422,6 +499,7 @@ class Warehouse:
             known = [c for c in columns if c.name in names]
             known.sort(key=lambda c: names.index(c.name))
             writer = TableWriter((schema, table), dschema, dname, known, self.style_for(columns))
+            writer.careful = self.careful
             self.writers[(schema, table)] = writer
         self.evolve(writer, columns)
         return writer
@@ -458,10 +536,14 @@ class Warehouse:
     ) -> int:
         """Append backfill rows from PostgreSQL COPY CSV files (NULL written as \\N) in
         one vectorised INSERT; returns the number of rows. ``seq_offset`` = rows of the same
-        table already loaded from earlier chunks (append-only change sequence numbers)."""
+        table already loaded from earlier chunks (append-only change sequence numbers).
+
+        In careful mode (``writer.careful``) the files go through a VARCHAR temp table first
+        so that rows with values the destination cannot hold are rejected, not loaded."""
         cols = ", ".join(f"{q(f'c{i}')}: 'VARCHAR'" for i in range(len(writer.columns)))
         selects = ", ".join(
-            c.ctype.backfill_cast_sql(q(f"c{i}")) for i, c in enumerate(writer.columns)
+            c.ctype.backfill_cast_sql(q(f"c{i}"), try_cast=writer.careful)
+            for i, c in enumerate(writer.columns)
         )
         if writer.style == "merge":
             meta = f"struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := {ts_ms})"
@@ -474,13 +556,91 @@ class Warehouse:
             number = f"row_number() OVER () + {int(seq_offset)}"
             seq = "'" + cs_prefix + "' || lpad(printf('%X', " + number + "), 8, '0')"
             meta = _append_meta(str(ts_ms), seq, "'INSERT'")
+        reader = (
+            f"read_csv(?, header = false, columns = {{{cols}}}, nullstr = '\\N', "
+            "allow_quoted_nulls = false, quote = '\"', escape = '\"', delim = ',', "
+            "auto_detect = false, strict_mode = true)"
+        )
+        files = [[str(csv_paths)] if isinstance(csv_paths, Path) else [str(p) for p in csv_paths]]
+        if not writer.careful:
+            row = self.con.execute(
+                f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM {reader}", files
+            ).fetchone()
+            return int(row[0]) if row else 0
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __bf AS SELECT row_number() OVER () - 1 AS __n, * "
+            f"FROM {reader}",
+            files,
+        )
+        bad: set[int] = set()
+        for i, col in enumerate(writer.columns):
+            if not col.ctype.needs_cast:
+                continue
+            keys = ", ".join(q(f"c{k}") for k in writer.key_idx)
+            found = self.con.execute(
+                f"SELECT __n, {q(f'c{i}')}, {keys} FROM __bf WHERE {q(f'c{i}')} IS NOT NULL "
+                f"AND {col.ctype.backfill_cast_sql(q(f'c{i}'), try_cast=True)} IS NULL"
+            ).fetchall()
+            for n, value, *key in found:
+                row_values: list[Value] = [None] * len(writer.columns)
+                for k, v in zip(writer.key_idx, key, strict=True):
+                    row_values[k] = v
+                writer.rejects.append(
+                    Reject(
+                        f"{writer.source[0]}.{writer.source[1]}",
+                        writer.key_json(row_values),
+                        col.name,
+                        str(value),
+                        col.ctype.reject_reason(str(value)),
+                        format_lsn(int(cs_prefix, 16)),
+                        "INSERT",
+                    )
+                )
+                bad.add(int(n))
+        if bad:
+            self.con.execute("DELETE FROM __bf WHERE list_contains($1, __n)", [sorted(bad)])
+        if writer.style == "append":
+            number = f"__n + 1 + {int(seq_offset)}"
+            seq = "'" + cs_prefix + "' || lpad(printf('%X', " + number + "), 8, '0')"
+            meta = _append_meta(str(ts_ms), seq, "'INSERT'")
         row = self.con.execute(
-            f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM read_csv(?, header = false, "
-            f"columns = {{{cols}}}, nullstr = '\\N', allow_quoted_nulls = false, quote = '\"', "
-            "escape = '\"', delim = ',', auto_detect = false, strict_mode = true)",
-            [[str(csv_paths)] if isinstance(csv_paths, Path) else [str(p) for p in csv_paths]],
+            f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM __bf"
         ).fetchone()
-        return int(row[0]) if row else 0
+        self.con.execute("DROP TABLE __bf")
+        return (int(row[0]) if row else 0) + len(bad)
+
+    def save_rejects(self, slot: str) -> int:
+        """Record every writer's rejected changes (inside the batch's transaction)."""
+        rejects = [r for w in self.writers.values() for r in w.rejects]
+        for writer in self.writers.values():
+            writer.rejects.clear()
+        if not rejects:
+            return 0
+        self.con.executemany(
+            f"INSERT INTO {ERRORS_TABLE} (slot, source_table, key, column_name, value, reason, "
+            "lsn, change_type, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [
+                [slot, r.table, r.key, r.column, r.value[:10_000], r.reason, r.lsn, r.change_type]
+                for r in rejects
+            ],
+        )
+        for r in rejects:
+            log.warning(
+                "rejected %s on %s %s: column %s = %.80r (%s) at %s",
+                r.change_type,
+                r.table,
+                r.key,
+                r.column,
+                r.value,
+                r.reason,
+                r.lsn,
+            )
+        return len(rejects)
+
+    def set_careful(self, careful: bool) -> None:
+        self.careful = careful
+        for writer in self.writers.values():
+            writer.careful = careful
 
     @contextlib.contextmanager
     def bulk_load(self, threads: int | None = None) -> Iterator[None]:
@@ -504,8 +664,17 @@ class Warehouse:
         try:
             yield
         finally:
-            for name, value in before.items():
-                self.con.execute(f"SET {name} = {_setting_literal(value)}")
+            import duckdb
+
+            try:
+                self._restore_settings(before)
+            except duckdb.TransactionException:
+                # the load failed inside the transaction: restore after its rollback
+                self._settings_after_rollback = before
+
+    def _restore_settings(self, settings: dict[str, object]) -> None:
+        for name, value in settings.items():
+            self.con.execute(f"SET {name} = {_setting_literal(value)}")
 
     def begin(self) -> None:
         self.con.execute("BEGIN TRANSACTION")
@@ -518,10 +687,14 @@ class Warehouse:
 
         with contextlib.suppress(duckdb.Error):  # nothing to roll back after a failed commit
             self.con.execute("ROLLBACK")
+        if self._settings_after_rollback:
+            self._restore_settings(self._settings_after_rollback)
+            self._settings_after_rollback = {}
         for writer in self.writers.values():
             writer.pending_merge.clear()
             writer.pending_append.clear()
             writer.truncate_first = False
+            writer.rejects.clear()
             writer.end_batch()
 
     def row_counts(self) -> dict[str, int]:

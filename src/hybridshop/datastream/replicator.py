@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
@@ -34,12 +35,12 @@ from hybridshop.datastream.destination import (
     SINGLE_DATASET,
     STATE_TABLE,
     DestColumn,
-    SchemaChangeError,
     StreamLayout,
     TableWriter,
     Warehouse,
     change_sequence_number,
 )
+from hybridshop.datastream.liveness import LivenessReporter
 from hybridshop.datastream.source import (
     PrerequisiteError,
     SourceTable,
@@ -55,6 +56,12 @@ from hybridshop.db.replication import DEFAULT_PUBLICATION, DEFAULT_SLOT
 log = logging.getLogger("hybridshop.datastream")
 
 HEARTBEAT_PREFIX = "hybridshop.datastream.heartbeat"
+# What DuckDB raises for a value its type cannot hold (CAST failures, our error() for BC).
+VALUE_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+)
 SOURCE_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3"
 )
@@ -99,7 +106,10 @@ class Counters:
     streaming: bool = False  # backfill done, START_REPLICATION issued
     reconnects: int = 0
     backfill_rows: int = 0
+    rejected_changes: int = 0
     error: str | None = None
+    phase: str = "starting"  # starting, backfill, streaming, reconnecting, stopped, failed
+    stopped_tables: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
 
 
@@ -116,16 +126,16 @@ class Replicator:
         stop = stop or threading.Event()
         layout = StreamLayout(self.config.mode, self.config.layout, self.config.dataset_prefix)
         self._wh = Warehouse(self.config.duckdb_path, layout)
+        reporter = LivenessReporter(self.config.duckdb_path, self.liveness)
+        reporter.start()
         delay = 0.2
         first = True
+        final = "stopped"
         try:
             while not stop.is_set():
                 try:
                     self._session(stop, resync=self.config.resync and first)
                     return
-                except (PrerequisiteError, SchemaChangeError) as exc:
-                    self.counters.error = str(exc)
-                    raise
                 except psycopg2.Error as exc:
                     # A lost replication stream surfaces as OperationalError, InterfaceError
                     # or a bare DatabaseError ("no COPY in progress"): reconnect in all cases.
@@ -133,14 +143,38 @@ class Replicator:
                     first = False
                     self.counters.caught_up = False
                     self.counters.streaming = False
+                    self.counters.phase = "reconnecting"
+                    reporter.error(f"source connection lost: {_first(exc)}")
                     log.warning(
                         "source connection lost (%s); retrying in %.1fs", _first(exc), delay
                     )
                     self._wh.rollback()
                     stop.wait(delay)
                     delay = min(delay * 2, self.config.reconnect_max_s)
+        except BaseException as exc:
+            final = "failed"
+            self.counters.error = str(exc) or type(exc).__name__
+            reporter.error(self.counters.error)
+            raise
         finally:
             self._wh.close()
+            self.counters.phase = final
+            self.counters.streaming = False
+            reporter.stop(final)
+
+    def liveness(self) -> dict[str, Any]:
+        """What the liveness file says about this run (see ``liveness``)."""
+        c = self.counters
+        return {
+            "slot": self.config.slot,
+            "phase": c.phase,
+            "lsn": po.format_lsn(c.lsn),
+            "changes_applied": c.changes_applied,
+            "rejected_changes": c.rejected_changes,
+            "reconnects": c.reconnects,
+            "stopped_tables": dict(c.stopped_tables),
+            "error": c.error,
+        }
 
     def _connect(self, **kwargs: Any) -> Any:
         return psycopg2.connect(
@@ -182,6 +216,7 @@ class Replicator:
                     with conn.cursor() as cur:
                         cur.execute("SELECT pg_drop_replication_slot(%s)", (cfg.slot,))
                     conn.commit()
+                self.counters.phase = "backfill"
                 self._backfill(tables)
                 state = wh.state(cfg.slot)
                 assert state is not None
@@ -193,7 +228,44 @@ class Replicator:
     # --- backfill -----------------------------------------------------------------------
     def _backfill(self, tables: list[SourceTable]) -> None:
         """Create the slot with an exported snapshot and COPY every table inside it, so the
-        stream starts exactly where the copy ends: no gap, no duplicate."""
+        stream starts exactly where the copy ends: no gap, no duplicate.
+
+        A value DuckDB cannot hold fails the fast load; the backfill then starts over with
+        checked casts that reject (and record) the rows holding one."""
+        try:
+            self._backfill_once(tables, careful=False)
+            return
+        except VALUE_ERRORS as exc:
+            log.warning(
+                "backfill found a value DuckDB cannot store (%s); copying again "
+                "and rejecting those rows",
+                _first(exc),
+            )
+        self._drop_slot()
+        self._backfill_once(tables, careful=True)
+
+    def _drop_slot(self) -> None:
+        conn = self._connect()
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                # the walsender that created it may take a moment to release it
+                for _ in range(100):
+                    cur.execute(
+                        "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                        (self.config.slot,),
+                    )
+                    row = cur.fetchone()
+                    if row is None:
+                        return
+                    if not row[0]:
+                        cur.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
+                        return
+                    time.sleep(0.05)
+        finally:
+            conn.close()
+
+    def _backfill_once(self, tables: list[SourceTable], *, careful: bool) -> None:
         cfg = self.config
         wh = self._wh
         assert wh is not None
@@ -228,6 +300,7 @@ class Replicator:
             wh.begin()
             try:
                 wh.writers.clear()
+                wh.set_careful(careful)
                 writers = [wh.create_table(t.schema, t.name, _dest(t)) for t in tables]
                 rows = [0] * len(tables)
                 with (
@@ -250,6 +323,7 @@ class Replicator:
                         if batch[-1].last:
                             log.info("backfilled %s: %d rows", tables[index].qualified, rows[index])
                 total = sum(rows)
+                self.counters.rejected_changes += wh.save_rejects(cfg.slot)
                 wh.con.execute(f"DELETE FROM {STATE_TABLE} WHERE slot = ?", [cfg.slot])
                 wh.con.execute(
                     f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?, true, ?, NULL, "
@@ -260,6 +334,8 @@ class Replicator:
             except BaseException:
                 wh.rollback()
                 raise
+            finally:
+                wh.set_careful(False)
             snap.commit()
             self.counters.backfill_rows = total
             self.counters.lsn = lsn
@@ -289,6 +365,7 @@ class Replicator:
             )
             cur.send_feedback(write_lsn=start_lsn, flush_lsn=start_lsn, force=True)
             self.counters.streaming = True
+            self.counters.phase = "streaming"
             assert self._wh is not None
             loop = _StreamLoop(self, self._wh, conn, cur, start_lsn)
             loop.run(stop)
@@ -307,6 +384,9 @@ class Replicator:
             "last_commit_ts_ms": c.last_commit_ts_ms,
             "reconnects": c.reconnects,
             "backfill_rows": c.backfill_rows,
+            "rejected_changes": c.rejected_changes,
+            "stopped_tables": dict(c.stopped_tables),
+            "phase": c.phase,
             "error": c.error,
         }
 
@@ -427,7 +507,6 @@ class _StreamLoop:
         ]
 
     def apply(self) -> None:
-        wh = self.wh
         ready, self.ready, self.ready_changes = self.ready, [], 0
         heartbeat, self.heartbeat = self.heartbeat, None
         lsn = ready[-1].end_lsn if ready else self.applied_lsn
@@ -435,6 +514,40 @@ class _StreamLoop:
             lsn = max(lsn, heartbeat[0])
         if lsn <= self.applied_lsn and not ready:
             return
+        try:
+            changes = self._apply_batch(ready, heartbeat, lsn)
+        except VALUE_ERRORS as exc:
+            # A value the warehouse cannot hold (NaN in a DECIMAL, a timestamp past 294247,
+            # a date before year 1): do it again with checked casts, rejecting and recording
+            # the changes that hold one; the rest of the batch is applied as usual.
+            log.warning("batch holds a value DuckDB cannot store (%s); rejecting it", _first(exc))
+            self.reset_writers()
+            self.wh.set_careful(True)
+            try:
+                changes = self._apply_batch(ready, heartbeat, lsn)
+            finally:
+                self.wh.set_careful(False)
+        self.applied_lsn = lsn
+        # Acknowledge only what DuckDB has durably committed.
+        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
+        c = self.rep.counters
+        c.lsn = lsn
+        c.changes_applied += changes
+        c.transactions_applied += len(ready)
+        c.batches += 1
+        if ready:
+            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+
+    def reset_writers(self) -> None:
+        """Forget the in-memory writers (after a rollback): they are rebuilt from the
+        warehouse's catalog, so columns added by the rolled-back batch are added again."""
+        self.wh.writers.clear()
+        self.by_relid.clear()
+
+    def _apply_batch(
+        self, ready: list[po.Transaction], heartbeat: tuple[int, int] | None, lsn: int
+    ) -> int:
+        wh = self.wh
         wh.begin()
         try:
             changes = 0
@@ -447,6 +560,7 @@ class _StreamLoop:
                 if writer.has_pending():
                     writer.flush(wh.con)
                 writer.end_batch()
+            self.rep.counters.rejected_changes += wh.save_rejects(self.cfg.slot)
             wh.save_state(
                 self.cfg.slot,
                 lsn,
@@ -458,16 +572,7 @@ class _StreamLoop:
         except BaseException:
             wh.rollback()
             raise
-        self.applied_lsn = lsn
-        # Acknowledge only what DuckDB has durably committed.
-        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
-        c = self.rep.counters
-        c.lsn = lsn
-        c.changes_applied += changes
-        c.transactions_applied += len(ready)
-        c.batches += 1
-        if ready:
-            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+        return changes
 
     def apply_change(self, change: Any, ts_ms: int, commit_lsn: int, seq: int) -> None:
         kind = type(change)

@@ -13,7 +13,8 @@ from typing import Any
 
 import psycopg2
 
-from hybridshop.datastream.destination import STATE_TABLE
+from hybridshop.datastream.destination import ERRORS_TABLE, STATE_TABLE
+from hybridshop.datastream.liveness import read_liveness
 from hybridshop.datastream.pgoutput import format_lsn
 from hybridshop.datastream.service import snapshot_path_for
 
@@ -70,10 +71,11 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
             [slot],
         ).fetchone()
         tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE table_name <> ? "
-            "AND database_name = current_database() ORDER BY 1, 2",
-            [STATE_TABLE],
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT list_contains(?, "
+            "table_name) AND database_name = current_database() ORDER BY 1, 2",
+            [[STATE_TABLE, ERRORS_TABLE]],
         ).fetchall()
+        errors = _errors(con, slot)
         rows = {}
         for schema, table in tables:
             name = table if schema == "main" else f"{schema}.{table}"
@@ -81,7 +83,12 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
             rows[name] = int(result[0]) if result else 0
     finally:
         con.close()
-    out: dict[str, Any] = {"path": str(duckdb_path), "read_from": str(read_from), "rows": rows}
+    out: dict[str, Any] = {
+        "path": str(duckdb_path),
+        "read_from": str(read_from),
+        "rows": rows,
+        **errors,
+    }
     if state is not None:
         lsn, commit_ms, mode, layout, changes, applied_at = state
         out.update(
@@ -99,8 +106,43 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
     return out
 
 
+def _errors(con: Any, slot: str, sample: int = 20) -> dict[str, Any]:
+    """Rejected changes (``_datastream_errors``): their count and the latest ``sample``."""
+    has_table = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+        "AND database_name = current_database()",
+        [ERRORS_TABLE],
+    ).fetchone()
+    if not has_table or not has_table[0]:
+        return {"rejected_changes": 0, "rejected": []}
+    (count,) = con.execute(
+        f"SELECT count(*) FROM {ERRORS_TABLE} WHERE slot = ?", [slot]
+    ).fetchone() or (0,)
+    rows = con.execute(
+        f"SELECT source_table, key, column_name, value, reason, lsn, change_type, recorded_at "
+        f"FROM {ERRORS_TABLE} WHERE slot = ? ORDER BY recorded_at DESC, lsn DESC LIMIT ?",
+        [slot, sample],
+    ).fetchall()
+    names = ("table", "key", "column", "value", "reason", "lsn", "change_type", "recorded_at")
+    return {
+        "rejected_changes": int(count),
+        "rejected": [dict(zip(names, r, strict=True)) for r in rows],
+    }
+
+
 def gather_status(dsn: str, duckdb_path: Path, slot: str) -> dict[str, Any]:
     return {
+        "replicator": read_liveness(duckdb_path),
         "source": source_status(dsn, slot),
         "destination": destination_status(duckdb_path, slot),
     }
+
+
+def status_exit_code(info: dict[str, Any]) -> int:
+    """0 healthy; 1 when changes were rejected, tables are stopped, or the replicator's last
+    run failed (scripts can alert on it); expected failures exit 2 before getting here."""
+    live = info.get("replicator", {})
+    rejected = info.get("destination", {}).get("rejected_changes", 0)
+    if rejected or live.get("stopped_tables") or live.get("phase") in ("failed", "dead"):
+        return 1
+    return 0
