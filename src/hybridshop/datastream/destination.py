@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value, format_lsn
+from hybridshop.datastream.statestore import Reject, StateStore
 from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
 
 log = logging.getLogger("hybridshop.datastream")
@@ -27,8 +28,6 @@ MERGE = "merge"
 APPEND_ONLY = "append-only"
 SINGLE_DATASET = "single"
 DATASET_PER_SCHEMA = "per-schema"
-STATE_TABLE = "_datastream_state"
-ERRORS_TABLE = "_datastream_errors"
 
 _META = {
     "merge": "STRUCT(uuid VARCHAR, source_timestamp BIGINT)",
@@ -38,6 +37,16 @@ _META = {
         "change_type VARCHAR, sort_keys VARCHAR[])"
     ),
 }
+
+
+def _value_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException)
+
+
+# What DuckDB raises for a value its type cannot hold (CAST failures, our error() for BC).
+VALUE_ERRORS = _value_errors()
 
 
 class SchemaChangeError(RuntimeError):
@@ -72,20 +81,6 @@ class StreamLayout:
         if self.layout == DATASET_PER_SCHEMA:
             return f"{self.dataset_prefix}{schema}", table
         return "main", f"{schema}_{table}"
-
-
-@dataclass
-class Reject:
-    """A change the warehouse cannot hold (Datastream's "events that could not be written"):
-    not applied, recorded in ``_datastream_errors``; the stream goes on."""
-
-    table: str  # source schema.table
-    key: str  # JSON object of the key columns (the whole row for key-less tables)
-    column: str
-    value: str
-    reason: str
-    lsn: str  # commit LSN of the source transaction (backfill: the slot's consistent point)
-    change_type: str
 
 
 @dataclass
@@ -391,15 +386,6 @@ def _append_meta(ts: str, cs: str, op: str) -> str:
     )
 
 
-@dataclass
-class State:
-    slot: str
-    lsn: int
-    backfill_complete: bool
-    last_commit_ts_ms: int | None
-    last_heartbeat_ts_ms: int | None
-
-
 class Warehouse:
     """The one writing connection to the DuckDB file."""
 
@@ -409,19 +395,9 @@ class Warehouse:
         self.path = path
         self.layout = layout
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (slot VARCHAR PRIMARY KEY, "
-            "publication VARCHAR, mode VARCHAR, layout VARCHAR, lsn UBIGINT, "
-            "backfill_complete BOOLEAN, last_commit_ts_ms BIGINT, last_heartbeat_ts_ms BIGINT, "
-            "applied_at TIMESTAMP, changes_applied BIGINT)"
-        )
-        self.con.execute(
-            f"CREATE TABLE IF NOT EXISTS {ERRORS_TABLE} (slot VARCHAR, source_table VARCHAR, "
-            "key VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR, lsn VARCHAR, "
-            "change_type VARCHAR, recorded_at TIMESTAMP)"
-        )
+        self._con = duckdb.connect(str(path))
+        self._con.execute("SET TimeZone = 'UTC'")
+        self.state = StateStore(self._con)
         self.writers: dict[tuple[str, str], TableWriter] = {}
         self.careful = False
         self._settings_after_rollback: dict[str, object] = {}
@@ -429,37 +405,21 @@ class Warehouse:
         self._snapshot_dirty = True
 
     def close(self) -> None:
-        self.con.close()
+        self._con.close()
 
-    # --- state --------------------------------------------------------------------------
-    def state(self, slot: str) -> State | None:
-        row = self.con.execute(
-            f"SELECT lsn, backfill_complete, last_commit_ts_ms, last_heartbeat_ts_ms "
-            f"FROM {STATE_TABLE} WHERE slot = ?",
-            [slot],
-        ).fetchone()
-        if row is None:
-            return None
-        return State(slot, int(row[0]), bool(row[1]), row[2], row[3])
-
-    def save_state(
-        self,
-        slot: str,
-        lsn: int,
-        *,
-        commit_ts_ms: int | None,
-        heartbeat_ts_ms: int | None,
-        changes: int,
-    ) -> None:
-        """Record the position reached; call inside the batch's transaction."""
-        self.con.execute(
-            f"UPDATE {STATE_TABLE} SET lsn = ?, applied_at = now()::TIMESTAMP, "
-            "last_commit_ts_ms = coalesce(?, last_commit_ts_ms), "
-            "last_heartbeat_ts_ms = coalesce(?, last_heartbeat_ts_ms), "
-            "changes_applied = changes_applied + ? WHERE slot = ?",
-            [lsn, commit_ts_ms, heartbeat_ts_ms, changes, slot],
-        )
+    # --- batches ------------------------------------------------------------------------
+    def flush(self, slot: str) -> int:
+        """Write every writer's pending changes and rejected ones (inside the batch's
+        transaction); returns the number of rejected changes."""
+        for writer in self.writers.values():
+            if writer.has_pending():
+                writer.flush(self._con)
+            writer.end_batch()
         self._snapshot_dirty = True
+        return self.save_rejects(slot)
+
+    def truncate(self, writer: TableWriter, ts_ms: int, cs: str) -> None:
+        writer.truncate(self._con, ts_ms, cs)
 
     # --- tables -------------------------------------------------------------------------
     def style_for(self, columns: Sequence[DestColumn]) -> str:
@@ -471,9 +431,9 @@ class Warehouse:
         """(Re)create the destination table of one source table, empty."""
         dschema, dname = self.layout.table_ref(schema, table)
         style = self.style_for(columns)
-        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
         cols = ", ".join(f"{q(c.name)} {c.ctype.duckdb}" for c in columns)
-        self.con.execute(
+        self._con.execute(
             f"CREATE OR REPLACE TABLE {q(dschema)}.{q(dname)} ({cols}, "
             f"datastream_metadata {_META[style]})"
         )
@@ -487,7 +447,7 @@ class Warehouse:
         writer = self.writers.get((schema, table))
         if writer is None:
             dschema, dname = self.layout.table_ref(schema, table)
-            existing = self.con.execute(
+            existing = self._con.execute(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ? AND column_name <> 'datastream_metadata' "
                 "ORDER BY ordinal_position",
@@ -519,9 +479,9 @@ class Warehouse:
                 "Nothing was written past the last consistent position; to start over, run "
                 "`hybridshop replicate --resync` (drops the slot and backfills again)."
             )
-        writer.flush(self.con)
+        writer.flush(self._con)
         for column in columns[len(old) :]:
-            self.con.execute(
+            self._con.execute(
                 f"ALTER TABLE {writer.ref} ADD COLUMN {q(column.name)} {column.ctype.duckdb}"
             )
         writer.columns = list(columns)
@@ -563,11 +523,11 @@ class Warehouse:
         )
         files = [[str(csv_paths)] if isinstance(csv_paths, Path) else [str(p) for p in csv_paths]]
         if not writer.careful:
-            row = self.con.execute(
+            row = self._con.execute(
                 f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM {reader}", files
             ).fetchone()
             return int(row[0]) if row else 0
-        self.con.execute(
+        self._con.execute(
             f"CREATE OR REPLACE TEMP TABLE __bf AS SELECT row_number() OVER () - 1 AS __n, * "
             f"FROM {reader}",
             files,
@@ -577,7 +537,7 @@ class Warehouse:
             if not col.ctype.needs_cast:
                 continue
             keys = ", ".join(q(f"c{k}") for k in writer.key_idx)
-            found = self.con.execute(
+            found = self._con.execute(
                 f"SELECT __n, {q(f'c{i}')}, {keys} FROM __bf WHERE {q(f'c{i}')} IS NOT NULL "
                 f"AND {col.ctype.backfill_cast_sql(q(f'c{i}'), try_cast=True)} IS NULL"
             ).fetchall()
@@ -598,15 +558,15 @@ class Warehouse:
                 )
                 bad.add(int(n))
         if bad:
-            self.con.execute("DELETE FROM __bf WHERE list_contains($1, __n)", [sorted(bad)])
+            self._con.execute("DELETE FROM __bf WHERE list_contains($1, __n)", [sorted(bad)])
         if writer.style == "append":
             number = f"__n + 1 + {int(seq_offset)}"
             seq = "'" + cs_prefix + "' || lpad(printf('%X', " + number + "), 8, '0')"
             meta = _append_meta(str(ts_ms), seq, "'INSERT'")
-        row = self.con.execute(
+        row = self._con.execute(
             f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM __bf"
         ).fetchone()
-        self.con.execute("DROP TABLE __bf")
+        self._con.execute("DROP TABLE __bf")
         return (int(row[0]) if row else 0) + len(bad)
 
     def save_rejects(self, slot: str) -> int:
@@ -616,14 +576,7 @@ class Warehouse:
             writer.rejects.clear()
         if not rejects:
             return 0
-        self.con.executemany(
-            f"INSERT INTO {ERRORS_TABLE} (slot, source_table, key, column_name, value, reason, "
-            "lsn, change_type, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [
-                [slot, r.table, r.key, r.column, r.value[:10_000], r.reason, r.lsn, r.change_type]
-                for r in rejects
-            ],
-        )
+        self.state.record_rejects(slot, rejects)
         for r in rejects:
             log.warning(
                 "rejected %s on %s %s: column %s = %.80r (%s) at %s",
@@ -655,12 +608,12 @@ class Warehouse:
         names = ["preserve_insertion_order", "threads"]
         before: dict[str, object] = {}
         for name in names:
-            row = self.con.execute(f"SELECT current_setting('{name}')").fetchone()
+            row = self._con.execute(f"SELECT current_setting('{name}')").fetchone()
             assert row is not None
             before[name] = row[0]
-        self.con.execute("SET preserve_insertion_order = false")
+        self._con.execute("SET preserve_insertion_order = false")
         if threads is not None:
-            self.con.execute(f"SET threads = {int(threads)}")
+            self._con.execute(f"SET threads = {int(threads)}")
         try:
             yield
         finally:
@@ -674,19 +627,19 @@ class Warehouse:
 
     def _restore_settings(self, settings: dict[str, object]) -> None:
         for name, value in settings.items():
-            self.con.execute(f"SET {name} = {_setting_literal(value)}")
+            self._con.execute(f"SET {name} = {_setting_literal(value)}")
 
     def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        self._con.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
-        self.con.execute("COMMIT")
+        self._con.execute("COMMIT")
 
     def rollback(self) -> None:
         import duckdb
 
         with contextlib.suppress(duckdb.Error):  # nothing to roll back after a failed commit
-            self.con.execute("ROLLBACK")
+            self._con.execute("ROLLBACK")
         if self._settings_after_rollback:
             self._restore_settings(self._settings_after_rollback)
             self._settings_after_rollback = {}
@@ -699,7 +652,7 @@ class Warehouse:
 
     def row_counts(self) -> dict[str, int]:
         return {
-            f"{w.schema}.{w.name}" if w.schema != "main" else w.name: writer_count(self.con, w)
+            f"{w.schema}.{w.name}" if w.schema != "main" else w.name: writer_count(self._con, w)
             for w in self.writers.values()
         }
 
@@ -718,11 +671,11 @@ class Warehouse:
         started = time.monotonic()
         tmp = target.with_name(target.name + ".tmp")
         tmp.unlink(missing_ok=True)
-        self.con.execute("ATTACH ? AS __snapshot", [str(tmp)])
+        self._con.execute("ATTACH ? AS __snapshot", [str(tmp)])
         try:
-            self.con.execute("COPY FROM DATABASE " + _db_name(self.con) + " TO __snapshot")
+            self._con.execute("COPY FROM DATABASE " + _db_name(self._con) + " TO __snapshot")
         finally:
-            self.con.execute("DETACH __snapshot")
+            self._con.execute("DETACH __snapshot")
         os.replace(tmp, target)
         took = time.monotonic() - started
         self._snapshot_at = time.monotonic() + 3 * took

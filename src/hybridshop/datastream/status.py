@@ -13,10 +13,15 @@ from typing import Any
 
 import psycopg2
 
-from hybridshop.datastream.destination import ERRORS_TABLE, STATE_TABLE
 from hybridshop.datastream.liveness import read_liveness
 from hybridshop.datastream.pgoutput import format_lsn
 from hybridshop.datastream.service import snapshot_path_for
+from hybridshop.datastream.statestore import (
+    INTERNAL_TABLES,
+    read_progress,
+    read_rejects,
+    read_tables,
+)
 
 
 def source_status(dsn: str, slot: str) -> dict[str, Any]:
@@ -65,17 +70,14 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
             return {"path": str(duckdb_path), "exists": True, "locked": True}
         con = duckdb.connect(str(read_from), read_only=True)
     try:
-        state = con.execute(
-            f"SELECT lsn, last_commit_ts_ms, mode, layout, changes_applied, applied_at "
-            f"FROM {STATE_TABLE} WHERE slot = ?",
-            [slot],
-        ).fetchone()
+        state = read_progress(con, slot)
+        table_states = read_tables(con, slot)
         tables = con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT list_contains(?, "
             "table_name) AND database_name = current_database() ORDER BY 1, 2",
-            [[STATE_TABLE, ERRORS_TABLE]],
+            [list(INTERNAL_TABLES)],
         ).fetchall()
-        errors = _errors(con, slot)
+        errors = read_rejects(con, slot)
         rows = {}
         for schema, table in tables:
             name = table if schema == "main" else f"{schema}.{table}"
@@ -87,47 +89,24 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
         "path": str(duckdb_path),
         "read_from": str(read_from),
         "rows": rows,
+        "tables": table_states,
         **errors,
     }
     if state is not None:
-        lsn, commit_ms, mode, layout, changes, applied_at = state
+        commit_ms = state["last_commit_ts_ms"]
         out.update(
-            applied_lsn=format_lsn(int(lsn)),
+            applied_lsn=format_lsn(int(state["lsn"])),
             last_source_commit=(
                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(commit_ms / 1000)) + "Z"
                 if commit_ms
                 else None
             ),
-            mode=mode,
-            layout=layout,
-            changes_applied=changes,
-            applied_at=str(applied_at),
+            mode=state["mode"],
+            layout=state["layout"],
+            changes_applied=state["changes_applied"],
+            applied_at=str(state["applied_at"]),
         )
     return out
-
-
-def _errors(con: Any, slot: str, sample: int = 20) -> dict[str, Any]:
-    """Rejected changes (``_datastream_errors``): their count and the latest ``sample``."""
-    has_table = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-        "AND database_name = current_database()",
-        [ERRORS_TABLE],
-    ).fetchone()
-    if not has_table or not has_table[0]:
-        return {"rejected_changes": 0, "rejected": []}
-    (count,) = con.execute(
-        f"SELECT count(*) FROM {ERRORS_TABLE} WHERE slot = ?", [slot]
-    ).fetchone() or (0,)
-    rows = con.execute(
-        f"SELECT source_table, key, column_name, value, reason, lsn, change_type, recorded_at "
-        f"FROM {ERRORS_TABLE} WHERE slot = ? ORDER BY recorded_at DESC, lsn DESC LIMIT ?",
-        [slot, sample],
-    ).fetchall()
-    names = ("table", "key", "column", "value", "reason", "lsn", "change_type", "recorded_at")
-    return {
-        "rejected_changes": int(count),
-        "rejected": [dict(zip(names, r, strict=True)) for r in rows],
-    }
 
 
 def gather_status(dsn: str, duckdb_path: Path, slot: str) -> dict[str, Any]:

@@ -1,0 +1,254 @@
+"""Streaming: decode pgoutput, batch committed transactions, apply them exactly once.
+
+A batch of committed transactions and the end LSN it reaches are committed in one DuckDB
+transaction; the slot is acknowledged (flush LSN) only afterwards; after a restart,
+transactions whose end LSN is at or below the stored LSN are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg2
+
+from hybridshop.datastream import pgoutput as po
+from hybridshop.datastream.destination import (
+    VALUE_ERRORS,
+    DestColumn,
+    TableWriter,
+    Warehouse,
+    change_sequence_number,
+)
+from hybridshop.datastream.typemap import column_type
+
+if TYPE_CHECKING:
+    from hybridshop.datastream.replicator import Replicator
+
+log = logging.getLogger("hybridshop.datastream")
+
+HEARTBEAT_PREFIX = "hybridshop.datastream.heartbeat"
+
+
+class StreamApplier:
+    """One START_REPLICATION session: decode, batch, apply, acknowledge."""
+
+    def __init__(self, rep: Replicator, wh: Warehouse, conn: Any, cur: Any, start_lsn: int) -> None:
+        self.rep = rep
+        self.cfg = rep.config
+        self.wh = wh
+        self.conn = conn  # a normal connection: catalog lookups and heartbeats
+        self.cur = cur
+        self.applied_lsn = start_lsn
+        self.relations: dict[int, po.Relation] = {}
+        self.by_relid: dict[int, TableWriter] = {}
+        self.current: po.Transaction | None = None
+        self.ready: list[po.Transaction] = []
+        self.ready_changes = 0
+        self.ready_since = 0.0
+        self.streams: dict[int, po.Transaction] = {}
+        self.in_stream: int | None = None
+        self.heartbeat: tuple[int, int] | None = None  # (lsn, source ms) received, unsaved
+        self.heartbeat_due = time.monotonic()
+        self.heartbeat_ok = True
+
+    def run(self, stop: threading.Event) -> None:
+        read = self.cur.read_message
+        while not stop.is_set():
+            msg = read()
+            if msg is not None:
+                self.handle(msg.payload)
+                if self.ready and (
+                    self.ready_changes >= self.cfg.max_batch_changes
+                    or time.monotonic() - self.ready_since >= self.cfg.commit_interval_s
+                ):
+                    self.apply()
+                continue
+            # Nothing buffered from the server: we are caught up with what it sent.
+            if self.ready or self.heartbeat is not None:
+                self.apply()
+            self.rep.counters.caught_up = self.current is None and not self.streams
+            now = time.monotonic()
+            if now >= self.heartbeat_due:
+                self.emit_heartbeat()
+                self.heartbeat_due = now + self.cfg.heartbeat_interval_s
+            if self.cfg.snapshot_path is not None:
+                self.wh.publish_snapshot(self.cfg.snapshot_path, self.cfg.snapshot_interval_s)
+            wait = self.cfg.commit_interval_s
+            select.select([self.cur], [], [], wait)
+        if self.ready:
+            self.apply()
+
+    # --- intake -------------------------------------------------------------------------
+    def handle(self, payload: bytes) -> None:
+        msg = po.decode(payload, in_stream=self.in_stream is not None)
+        if isinstance(msg, po.Insert | po.Update | po.Delete | po.Truncate | po.Relation):
+            if isinstance(msg, po.Relation):
+                self.relations[msg.relid] = msg
+            target = self.streams[self.in_stream] if self.in_stream is not None else self.current
+            if target is not None:
+                target.changes.append(msg)
+        elif isinstance(msg, po.Begin):
+            self.current = po.Transaction(msg.xid)
+        elif isinstance(msg, po.Commit):
+            txn, self.current = self.current, None
+            if txn is not None:
+                self._committed(txn, msg.commit_lsn, msg.end_lsn, msg.commit_ts_us)
+        elif isinstance(msg, po.Message):
+            if not msg.transactional and msg.prefix == HEARTBEAT_PREFIX:
+                self.heartbeat = (msg.lsn, int(msg.content.decode() or 0))
+        elif isinstance(msg, po.StreamStart):
+            self.in_stream = msg.xid
+            self.streams.setdefault(msg.xid, po.Transaction(msg.xid))
+        elif isinstance(msg, po.StreamStop):
+            self.in_stream = None
+        elif isinstance(msg, po.StreamCommit):
+            txn = self.streams.pop(msg.xid, po.Transaction(msg.xid))
+            self._committed(txn, msg.commit_lsn, msg.end_lsn, msg.commit_ts_us)
+        elif isinstance(msg, po.StreamAbort):
+            if msg.subxid == msg.xid:
+                self.streams.pop(msg.xid, None)
+            elif msg.xid in self.streams:
+                txn = self.streams[msg.xid]
+                txn.changes = [c for c in txn.changes if c.xid != msg.subxid]
+        # Type and Origin messages need nothing: types come from the catalog.
+
+    def _committed(self, txn: po.Transaction, commit_lsn: int, end_lsn: int, ts_us: int) -> None:
+        last = self.ready[-1].end_lsn if self.ready else self.applied_lsn
+        if end_lsn <= last:
+            return  # already applied before a restart: exactly once
+        txn.commit_lsn, txn.end_lsn, txn.commit_ts_us = commit_lsn, end_lsn, ts_us
+        if not self.ready:
+            self.ready_since = time.monotonic()
+        self.ready.append(txn)
+        self.ready_changes += len(txn.changes)
+
+    # --- apply --------------------------------------------------------------------------
+    def writer(self, relid: int) -> TableWriter:
+        writer = self.by_relid.get(relid)
+        if writer is None:
+            rel = self.relations[relid]
+            writer = self.wh.attach_table(rel.namespace, rel.name, self.dest_columns(rel))
+            self.by_relid[relid] = writer
+        return writer
+
+    def dest_columns(self, rel: po.Relation) -> list[DestColumn]:
+        info = self.rep.types.get(self.conn, {c.type_oid for c in rel.columns})
+        return [
+            DestColumn(c.name, column_type(info[c.type_oid], c.typmod), c.is_key)
+            for c in rel.columns
+        ]
+
+    def apply(self) -> None:
+        ready, self.ready, self.ready_changes = self.ready, [], 0
+        heartbeat, self.heartbeat = self.heartbeat, None
+        lsn = ready[-1].end_lsn if ready else self.applied_lsn
+        if heartbeat is not None:
+            lsn = max(lsn, heartbeat[0])
+        if lsn <= self.applied_lsn and not ready:
+            return
+        try:
+            changes = self._apply_batch(ready, heartbeat, lsn)
+        except VALUE_ERRORS as exc:
+            # A value the warehouse cannot hold (NaN in a DECIMAL, a timestamp past 294247,
+            # a date before year 1): do it again with checked casts, rejecting and recording
+            # the changes that hold one; the rest of the batch is applied as usual.
+            log.warning("batch holds a value DuckDB cannot store (%s); rejecting it", _first(exc))
+            self.reset_writers()
+            self.wh.set_careful(True)
+            try:
+                changes = self._apply_batch(ready, heartbeat, lsn)
+            finally:
+                self.wh.set_careful(False)
+        self.applied_lsn = lsn
+        # Acknowledge only what DuckDB has durably committed.
+        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
+        c = self.rep.counters
+        c.lsn = lsn
+        c.changes_applied += changes
+        c.transactions_applied += len(ready)
+        c.batches += 1
+        if ready:
+            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+
+    def reset_writers(self) -> None:
+        """Forget the in-memory writers (after a rollback): they are rebuilt from the
+        warehouse's catalog, so columns added by the rolled-back batch are added again."""
+        self.wh.writers.clear()
+        self.by_relid.clear()
+
+    def _apply_batch(
+        self, ready: list[po.Transaction], heartbeat: tuple[int, int] | None, lsn: int
+    ) -> int:
+        wh = self.wh
+        wh.begin()
+        try:
+            changes = 0
+            for txn in ready:
+                ts_ms = txn.commit_ts_us // 1000
+                for seq, change in enumerate(txn.changes):
+                    self.apply_change(change, ts_ms, txn.commit_lsn, seq)
+                changes += len(txn.changes)
+            self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
+            wh.state.advance(
+                self.cfg.slot,
+                lsn,
+                commit_ts_ms=ready[-1].commit_ts_us // 1000 if ready else None,
+                heartbeat_ts_ms=heartbeat[1] if heartbeat else None,
+                changes=changes,
+            )
+            wh.commit()
+        except BaseException:
+            wh.rollback()
+            raise
+        return changes
+
+    def apply_change(self, change: Any, ts_ms: int, commit_lsn: int, seq: int) -> None:
+        kind = type(change)
+        cs = change_sequence_number(commit_lsn, 2 * seq + 1)
+        if kind is po.Insert:
+            self.writer(change.relid).insert(change.new, ts_ms, cs)
+        elif kind is po.Update:
+            cs_delete = change_sequence_number(commit_lsn, 2 * seq)
+            self.writer(change.relid).update(change.old, change.new, ts_ms, cs, cs_delete)
+        elif kind is po.Delete:
+            self.writer(change.relid).delete(change.old, ts_ms, cs)
+        elif kind is po.Truncate:
+            for relid in change.relids:
+                self.wh.truncate(self.writer(relid), ts_ms, cs)
+        elif kind is po.Relation:
+            writer = self.by_relid.get(change.relid)
+            columns = self.dest_columns(change)
+            if writer is None:
+                self.by_relid[change.relid] = self.wh.attach_table(
+                    change.namespace, change.name, columns
+                )
+            else:
+                self.wh.evolve(writer, columns)
+
+    def emit_heartbeat(self) -> None:
+        """A non-transactional WAL message: its arrival proves everything before it was
+        sent, so the slot can advance even when no published table changes."""
+        if not self.heartbeat_ok:
+            return
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_logical_emit_message(false, %s, "
+                    "((extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text)",
+                    (HEARTBEAT_PREFIX,),
+                )
+        except psycopg2.errors.InsufficientPrivilege:
+            log.warning(
+                "cannot write heartbeats (pg_logical_emit_message denied); the slot "
+                "still advances with every replicated change"
+            )
+            self.heartbeat_ok = False
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
