@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value, format_lsn
-from hybridshop.datastream.statestore import Reject, StateStore
+from hybridshop.datastream.statestore import OK, STOPPED, Reject, StateStore, TableState
 from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
 
 log = logging.getLogger("hybridshop.datastream")
@@ -110,11 +111,35 @@ class TableWriter:
     # cannot store are rejected (``rejects``) instead of failing the whole batch.
     careful: bool = False
     rejects: list[Reject] = field(default_factory=list)
+    # Changes of transactions ending at or below this LSN are already in the table (it was
+    # copied in a snapshot taken there); a stopped table takes no changes (see ``evolve``).
+    skip_through: int = 0
+    stopped: str | None = None
     _unchanged_cols: list[int] = field(default_factory=list)
+
+    keyless: bool = False  # no primary key, no replica identity: inserts only
 
     @property
     def ref(self) -> str:
         return f"{q(self.schema)}.{q(self.name)}"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.source[0]}.{self.source[1]}"
+
+    def reject_change(self, op: str, row: Sequence[Value], cs: str, reason: str) -> None:
+        """Record a change this table cannot take (not applied)."""
+        self.rejects.append(
+            Reject(
+                self.qualified,
+                self.key_json(row),
+                "",
+                "",
+                reason,
+                format_lsn(int(cs[:16], 16)),
+                op,
+            )
+        )
 
     @property
     def key_idx(self) -> list[int]:
@@ -373,6 +398,26 @@ class TableWriter:
         )
 
 
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def exact_widening(before: str, after: str) -> bool:
+    """True if every value of DuckDB type ``before`` converts exactly to ``after`` and reads
+    the same as the source's new type would send it."""
+    if before == after:
+        return True
+    b, a = _DECIMAL.fullmatch(before), _DECIMAL.fullmatch(after)
+    if b and a:
+        bp, bs, ap, as_ = (int(x) for x in (*b.groups(), *a.groups()))
+        return as_ >= bs and ap - as_ >= bp - bs
+    if before == "BIGINT" and a:
+        return int(a.group(1)) - int(a.group(2)) >= 19
+    if (before, after) in (("DATE", "TIMESTAMP"), ("BIGINT", "VARCHAR")):
+        return True
+    # numeric(p,s) -> numeric / numeric(p>38): exact digits as text
+    return bool(b) and after == "VARCHAR"
+
+
 def old_key_only(old: Sequence[Value], key_idx: list[int]) -> bool:
     """True if an old tuple holds only the key (REPLICA IDENTITY DEFAULT/INDEX)."""
     return all(v is None for i, v in enumerate(old) if i not in key_idx)
@@ -389,7 +434,7 @@ def _append_meta(ts: str, cs: str, op: str) -> str:
 class Warehouse:
     """The one writing connection to the DuckDB file."""
 
-    def __init__(self, path: Path, layout: StreamLayout) -> None:
+    def __init__(self, path: Path, layout: StreamLayout, slot: str = "") -> None:
         import duckdb
 
         self.path = path
@@ -398,6 +443,8 @@ class Warehouse:
         self._con = duckdb.connect(str(path))
         self._con.execute("SET TimeZone = 'UTC'")
         self.state = StateStore(self._con)
+        self.slot = slot
+        self.table_states: dict[tuple[str, str], TableState] = self.state.tables(slot)
         self.writers: dict[tuple[str, str], TableWriter] = {}
         self.careful = False
         self._settings_after_rollback: dict[str, object] = {}
@@ -438,53 +485,126 @@ class Warehouse:
             f"datastream_metadata {_META[style]})"
         )
         writer = TableWriter((schema, table), dschema, dname, list(columns), style)
-        writer.careful = self.careful
-        self.writers[(schema, table)] = writer
+        self._register(writer)
         return writer
 
     def attach_table(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
-        """The writer of an existing destination table; adds columns appended at the source."""
+        """The writer of a source table, from a Relation: creates the destination table if
+        there is none, else compares it with the source (``evolve``)."""
         writer = self.writers.get((schema, table))
         if writer is None:
             dschema, dname = self.layout.table_ref(schema, table)
-            existing = self._con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? AND column_name <> 'datastream_metadata' "
-                "ORDER BY ordinal_position",
-                [dschema, dname],
-            ).fetchall()
-            if not existing:
+            if not self._dest_schema(dschema, dname):
                 return self.create_table(schema, table, columns)
-            names = [r[0] for r in existing]
-            known = [c for c in columns if c.name in names]
-            known.sort(key=lambda c: names.index(c.name))
-            writer = TableWriter((schema, table), dschema, dname, known, self.style_for(columns))
-            writer.careful = self.careful
-            self.writers[(schema, table)] = writer
+            writer = TableWriter((schema, table), dschema, dname, [], self.style_for(columns))
+            self._register(writer)
         self.evolve(writer, columns)
         return writer
 
-    def evolve(self, writer: TableWriter, columns: list[DestColumn]) -> None:
-        """Apply a source Relation: new columns at the end are added; anything else stops."""
-        old = [(c.name, c.ctype.duckdb) for c in writer.columns]
+    def _register(self, writer: TableWriter) -> None:
+        writer.careful = self.careful
+        known = self.table_states.get(writer.source)
+        if known is not None:
+            writer.skip_through = known.backfill_lsn
+            writer.stopped = known.reason if known.status == STOPPED else None
+        self.writers[writer.source] = writer
+
+    def _dest_schema(self, dschema: str, dname: str) -> list[tuple[str, str]]:
+        """The destination table's columns as DuckDB has them (name, type), metadata included."""
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [dschema, dname],
+        ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def evolve(self, writer: TableWriter, columns: list[DestColumn]) -> bool:
+        """Compare a source Relation with the destination table as it is in DuckDB (always:
+        after a restart too, and before the table's first change).
+
+        Followed: columns added at the end, and type changes that keep every value exact
+        (``exact_widening``: numeric(10,2) -> numeric(12,4), int -> numeric, date ->
+        timestamp). Anything else (a dropped, renamed or reordered column, a narrowing or
+        lossy type change, a key change that changes the layout) stops this table only: its
+        changes are no longer written (never a rounded value), the other tables keep
+        flowing, and the reason says what to run. Returns False when the table is stopped."""
+        if writer.stopped:
+            return False
+        actual = self._dest_schema(writer.schema, writer.name)
+        meta = dict(actual).get("datastream_metadata")
+        old = [(n, t) for n, t in actual if n != "datastream_metadata"]
         new = [(c.name, c.ctype.duckdb) for c in columns]
-        if new == old:
-            writer.columns = list(columns)  # key flags may differ, types/names do not
-            return
         where = f"{writer.source[0]}.{writer.source[1]}"
-        if new[: len(old)] != old or len(new) < len(old):
-            raise SchemaChangeError(
-                f"unsupported schema change on {where}: destination columns {old} vs source "
-                f"{new}. Only adding a column at the end is replicated (as in Datastream). "
-                "Nothing was written past the last consistent position; to start over, run "
-                "`hybridshop replicate --resync` (drops the slot and backfills again)."
+        style = self.style_for(columns)
+        problem = None
+        if meta is not None and meta != _META[style]:
+            problem = (
+                "its key changed (primary key or replica identity), which changes the layout "
+                f"from {meta} to {_META[style]}"
             )
-        writer.flush(self._con)
+        elif [n for n, _ in new[: len(old)]] != [n for n, _ in old]:
+            problem = (
+                f"columns {[n for n, _ in old]} became {[n for n, _ in new]} (dropped, renamed "
+                "or reordered; only columns added at the end are followed, as in Datastream)"
+            )
+        else:
+            for (name, before), (_, after) in zip(old, new, strict=False):
+                if before != after and not exact_widening(before, after):
+                    problem = (
+                        f"column {name} changed from {before} to {after}, which would not keep "
+                        "every value exact"
+                    )
+                    break
+        if writer.has_pending():  # changes before the Relation still have the old layout
+            writer.flush(self._con)
+        if problem is not None:
+            self.stop_table(writer, f"unsupported schema change on {where}: {problem}")
+            return False
+        for (name, before), (_, after) in zip(old, new, strict=False):
+            if before != after:
+                log.info("%s: widening %s from %s to %s", where, name, before, after)
+                self._con.execute(f"ALTER TABLE {writer.ref} ALTER COLUMN {q(name)} TYPE {after}")
         for column in columns[len(old) :]:
+            log.info("%s: adding column %s %s", where, column.name, column.ctype.duckdb)
             self._con.execute(
                 f"ALTER TABLE {writer.ref} ADD COLUMN {q(column.name)} {column.ctype.duckdb}"
             )
         writer.columns = list(columns)
+        writer.style = style
+        return True
+
+    def stop_table(self, writer: TableWriter, problem: str) -> None:
+        """Stop writing one table (recorded in the state store, in the batch's transaction)."""
+        table = f"{writer.source[0]}.{writer.source[1]}"
+        reason = (
+            f"{problem}. Its changes are not applied from here on (the other tables keep "
+            f"flowing). Fix: `hybridshop replicate backfill {table}` copies it again with its "
+            "new schema."
+        )
+        log.error("%s", reason)
+        writer.stopped = reason
+        writer.pending_merge.clear()
+        writer.pending_append.clear()
+        known = self.table_states.get(writer.source)
+        state = TableState(
+            writer.source[0],
+            writer.source[1],
+            STOPPED,
+            reason,
+            known.backfill_lsn if known is not None else 0,
+        )
+        self.table_states[writer.source] = state
+        self.state.set_table(self.slot, state)
+
+    def table_backfilled(self, schema: str, table: str, lsn: int) -> None:
+        """``schema.table`` was copied again at ``lsn``: stream its changes after it."""
+        state = TableState(schema, table, OK, None, lsn)
+        self.table_states[(schema, table)] = state
+        self.state.set_table(self.slot, state)
+        writer = self.writers.get((schema, table))
+        if writer is not None:
+            writer.stopped = None
+            writer.skip_through = lsn
 
     def load_csv(
         self,
@@ -649,6 +769,8 @@ class Warehouse:
             writer.truncate_first = False
             writer.rejects.clear()
             writer.end_batch()
+        self.table_states = self.state.tables(self.slot)
+        self.writers.clear()  # rebuilt from the catalog: a rolled-back ALTER is undone too
 
     def row_counts(self) -> dict[str, int]:
         return {

@@ -104,7 +104,7 @@ class Replicator:
         """Replicate until ``stop`` is set; reconnects after losing the source."""
         stop = stop or threading.Event()
         layout = StreamLayout(self.config.mode, self.config.layout, self.config.dataset_prefix)
-        self._wh = Warehouse(self.config.duckdb_path, layout)
+        self._wh = Warehouse(self.config.duckdb_path, layout, self.config.slot)
         reporter = LivenessReporter(self.config.duckdb_path, self.liveness)
         reporter.start()
         delay = 0.2
@@ -211,6 +211,7 @@ class Replicator:
         wh = self._wh
         assert wh is not None
         wh.writers.clear()
+        wh.table_states = {}
 
         def on_commit(lsn: int, ts_ms: int) -> None:
             wh.state.start(
@@ -231,6 +232,8 @@ class Replicator:
             options=self.backfill_options(),
             on_commit=on_commit,
         )
+        wh.table_states = wh.state.tables(cfg.slot)
+        self.counters.stopped_tables.clear()
         self.counters.rejected_changes += result.rejected
         self.counters.backfill_rows = sum(result.rows.values())
         self.counters.lsn = result.lsn

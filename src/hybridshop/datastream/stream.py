@@ -23,6 +23,7 @@ from hybridshop.datastream.destination import (
     Warehouse,
     change_sequence_number,
 )
+from hybridshop.datastream.source import key_columns
 from hybridshop.datastream.typemap import column_type
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hybridshop.datastream")
 
 HEARTBEAT_PREFIX = "hybridshop.datastream.heartbeat"
+KEYLESS_REASON = (
+    "the table has no primary key and no replica identity, so only its INSERTs are "
+    "replicated (append-only, as Datastream does). Fix: ALTER TABLE ... ADD PRIMARY KEY (...); "
+    "or ALTER TABLE ... REPLICA IDENTITY FULL; then `hybridshop replicate backfill <table>`"
+)
 
 
 class StreamApplier:
@@ -136,9 +142,13 @@ class StreamApplier:
         return writer
 
     def dest_columns(self, rel: po.Relation) -> list[DestColumn]:
+        """The destination columns of a Relation. Keys come from the catalog by the rule the
+        backfill uses (``source.key_columns``), not from the Relation's flags, which mark
+        every column under REPLICA IDENTITY FULL."""
         info = self.rep.types.get(self.conn, {c.type_oid for c in rel.columns})
+        keys = key_columns(self.conn, rel.relid)
         return [
-            DestColumn(c.name, column_type(info[c.type_oid], c.typmod), c.is_key)
+            DestColumn(c.name, column_type(info[c.type_oid], c.typmod), c.name in keys)
             for c in rel.columns
         ]
 
@@ -190,7 +200,7 @@ class StreamApplier:
             for txn in ready:
                 ts_ms = txn.commit_ts_us // 1000
                 for seq, change in enumerate(txn.changes):
-                    self.apply_change(change, ts_ms, txn.commit_lsn, seq)
+                    self.apply_change(change, ts_ms, txn.commit_lsn, seq, txn.end_lsn)
                 changes += len(txn.changes)
             self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
             wh.state.advance(
@@ -206,28 +216,45 @@ class StreamApplier:
             raise
         return changes
 
-    def apply_change(self, change: Any, ts_ms: int, commit_lsn: int, seq: int) -> None:
+    def apply_change(
+        self, change: Any, ts_ms: int, commit_lsn: int, seq: int, end_lsn: int
+    ) -> None:
         kind = type(change)
         cs = change_sequence_number(commit_lsn, 2 * seq + 1)
-        if kind is po.Insert:
-            self.writer(change.relid).insert(change.new, ts_ms, cs)
-        elif kind is po.Update:
-            cs_delete = change_sequence_number(commit_lsn, 2 * seq)
-            self.writer(change.relid).update(change.old, change.new, ts_ms, cs, cs_delete)
-        elif kind is po.Delete:
-            self.writer(change.relid).delete(change.old, ts_ms, cs)
-        elif kind is po.Truncate:
-            for relid in change.relids:
-                self.wh.truncate(self.writer(relid), ts_ms, cs)
-        elif kind is po.Relation:
+        if kind is po.Relation:
             writer = self.by_relid.get(change.relid)
             columns = self.dest_columns(change)
             if writer is None:
-                self.by_relid[change.relid] = self.wh.attach_table(
-                    change.namespace, change.name, columns
-                )
+                writer = self.wh.attach_table(change.namespace, change.name, columns)
+                self.by_relid[change.relid] = writer
             else:
                 self.wh.evolve(writer, columns)
+            writer.keyless = change.replica_identity != "f" and not any(c.is_key for c in columns)
+            if writer.stopped:
+                self.rep.counters.stopped_tables[writer.qualified] = writer.stopped
+            return
+        if kind is po.Truncate:
+            for relid in change.relids:
+                writer = self.writer(relid)
+                if not writer.stopped and end_lsn > writer.skip_through:
+                    self.wh.truncate(writer, ts_ms, cs)
+            return
+        writer = self.writer(change.relid)
+        if writer.stopped or end_lsn <= writer.skip_through:
+            return  # stopped (schema change), or already in the table's later snapshot
+        if kind is po.Insert:
+            writer.insert(change.new, ts_ms, cs)
+        elif kind is po.Update:
+            if writer.keyless:
+                writer.reject_change("UPDATE", change.new, cs, KEYLESS_REASON)
+                return
+            cs_delete = change_sequence_number(commit_lsn, 2 * seq)
+            writer.update(change.old, change.new, ts_ms, cs, cs_delete)
+        elif kind is po.Delete:
+            if writer.keyless:
+                writer.reject_change("DELETE", change.old, cs, KEYLESS_REASON)
+                return
+            writer.delete(change.old, ts_ms, cs)
 
     def emit_heartbeat(self) -> None:
         """A non-transactional WAL message: its arrival proves everything before it was

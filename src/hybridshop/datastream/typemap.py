@@ -85,6 +85,7 @@ class TypeInfo:
     name: str
     category: str  # typcategory: 'A' array, 'E' enum, ...
     elem_name: str | None = None  # element type name for arrays
+    typmod: int = -1  # a domain's own typmod (CREATE DOMAIN d AS numeric(10,2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,10 @@ class ColumnType:
     bigquery: str
     duckdb: str
     is_array: bool = False
-    array_elem: str = "string"  # how array elements appear in JSON: number, bool, string
+    # How elements appear in JSON: number, bool, json, timestamp, timestamptz, string. The
+    # backfill COPYs arrays as PostgreSQL's to_json(); the stream converts the array text
+    # (``pg_array_to_json``) to exactly the same JSON.
+    array_elem: str = "string"
 
     @property
     def needs_cast(self) -> bool:
@@ -205,12 +209,17 @@ def _decimal_for(precision: int, scale: int) -> tuple[int, int]:
 
 
 def column_type(info: TypeInfo, typmod: int) -> ColumnType:
-    """Map one column as Datastream does; unknown or unsupported types fall back to STRING."""
+    """Map one column as Datastream does; unknown or unsupported types fall back to STRING.
+    A domain arrives here as its base type (``TypeCatalog``)."""
+    if typmod == -1:
+        typmod = info.typmod
     if info.category == "A":
         elem = info.elem_name or ""
         kind = "bool" if elem == "bool" else "string"
         if elem in ("int2", "int4", "int8", "oid", "float4", "float8", "numeric"):
             kind = "number"
+        elif elem in ("json", "jsonb", "timestamp", "timestamptz"):
+            kind = elem.replace("jsonb", "json")
         return ColumnType(info.name, "JSON", "JSON", is_array=True, array_elem=kind)
     if info.name == "numeric":
         ps = numeric_precision(typmod)
@@ -260,7 +269,7 @@ def pg_array_to_json(text: str | None, elem: str = "string") -> str | None:
                     buf.append(text[pos])
                     pos += 1
                 pos += 1
-                items.append("".join(buf))
+                items.append(_element_text("".join(buf), elem))
             else:
                 start = pos
                 while text[pos] not in ",}":
@@ -294,4 +303,18 @@ def _scalar(raw: str, elem: str) -> object:
         return raw == "t"
     if elem == "number" and raw not in ("NaN", "Infinity", "-Infinity"):
         return _Number(raw)
-    return raw
+    if elem == "json":
+        return _Number(raw)  # unquoted JSON (a number, true, null ...) kept as written
+    return _element_text(raw, elem)
+
+
+def _element_text(value: str, elem: str) -> object:
+    """A quoted or bare array element as PostgreSQL's to_json() writes it: jsonb as JSON,
+    timestamps in ISO 8601 ('T' separator, '+00:00' offsets; sessions run in UTC)."""
+    if elem == "json":
+        return _Number(value)
+    if elem in ("timestamp", "timestamptz") and value[:1].isdigit() and " " in value:
+        value = value.replace(" ", "T", 1)
+        if elem == "timestamptz" and len(value) > 3 and value[-3] in "+-":
+            value += ":00"
+    return value
