@@ -55,6 +55,12 @@ def replicate(
     no_snapshot: bool = typer.Option(
         False, "--no-reader-copy", help="Do not publish <name>.read.duckdb for other processes."
     ),
+    create_publication: bool = typer.Option(
+        None,
+        "--create-publication/--no-create-publication",
+        help="Create the publication if missing [yes for the embedded database, no with "
+        "DATABASE_URL: a replicator writes nothing to a source it was not asked to].",
+    ),
     pg_port: int = typer.Option(
         None, "--pg-port", help="Embedded PostgreSQL port (ignored with DATABASE_URL)."
     ),
@@ -72,10 +78,15 @@ def replicate(
 
     if mode not in ("merge", "append-only") or layout not in ("single", "per-schema"):
         raise typer.BadParameter("--mode is merge|append-only, --layout is single|per-schema")
+    import os
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     path = duckdb_path or _default_duckdb()
+    if create_publication is None:
+        create_publication = not os.environ.get("DATABASE_URL")
     config = ReplicatorConfig(
         dsn=_source_dsn(pg_port),
+        create_publication=create_publication,
         duckdb_path=path,
         slot=slot,
         publication=publication,
@@ -96,6 +107,97 @@ def replicate(
     except PrerequisiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except duckdb_lock_error() as exc:
+        typer.echo(f"error: {_locked(path, exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def duckdb_lock_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.IOException
+
+
+def _locked(path: Path, exc: Exception) -> str:
+    from hybridshop.datastream.liveness import read_liveness
+
+    live = read_liveness(path)
+    who = f" (replicator pid {live.get('pid')})" if live.get("running") else ""
+    return (
+        f"cannot open {path}: another process holds it{who}. Stop it, or pass another "
+        f"--duckdb. ({str(exc).strip().splitlines()[0]})"
+    )
+
+
+@app.command("backfill")
+def backfill_table(
+    tables: list[str] = typer.Argument(
+        ..., help="Tables to copy again: schema.table (or table in public)."
+    ),
+    duckdb_path: Path = typer.Option(None, "--duckdb"),
+    slot: str = typer.Option(DEFAULT_SLOT, "--slot"),
+    publication: str = typer.Option(DEFAULT_PUBLICATION, "--publication"),
+    mode: str = typer.Option("merge", "--mode", help="As the warehouse was started with."),
+    layout: str = typer.Option("single", "--layout", help="As the warehouse was started with."),
+    dataset_prefix: str = typer.Option("", "--dataset-prefix"),
+    timeout: float = typer.Option(
+        600.0, "--timeout", help="Seconds to wait for a running replicator."
+    ),
+    pg_port: int = typer.Option(None, "--pg-port"),
+) -> None:
+    """Copy tables again (a stopped table after a schema change, or on request) without
+    re-copying the others: snapshot + stream with no gap and no duplicate. A running
+    replicator does it between batches; otherwise it is done here and the next run resumes."""
+    import time
+
+    from hybridshop.datastream.liveness import read_liveness
+    from hybridshop.datastream.replicator import Replicator, ReplicatorConfig
+    from hybridshop.datastream.requests import request_backfill
+    from hybridshop.datastream.source import PrerequisiteError
+
+    names = {t if "." in t else f"public.{t}" for t in tables}
+    path = duckdb_path or _default_duckdb()
+    live = read_liveness(path)
+    if live["running"]:
+        key = ", ".join(sorted(names))
+        asked = time.time()
+        request_backfill(path, names)
+        typer.echo(f"asked the running replicator (pid {live.get('pid')}) to backfill {key}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            live = read_liveness(path)
+            if float((live.get("backfilled") or {}).get(key, 0)) >= asked:
+                typer.echo(f"backfilled {key}")
+                return
+            if not live["running"]:
+                typer.echo(f"error: the replicator stopped: {live.get('last_error')}", err=True)
+                raise typer.Exit(2)
+        typer.echo(f"error: no backfill of {key} within {timeout:.0f}s", err=True)
+        raise typer.Exit(2)
+    config = ReplicatorConfig(
+        dsn=_source_dsn(pg_port),
+        duckdb_path=path,
+        slot=slot,
+        publication=publication,
+        mode=mode,
+        layout=layout,
+        dataset_prefix=dataset_prefix,
+        create_publication=False,
+        progress=True,
+    )
+    try:
+        rows = Replicator(config).backfill_now(names)
+    except PrerequisiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except duckdb_lock_error() as exc:
+        typer.echo(f"error: {_locked(path, exc)}", err=True)
+        raise typer.Exit(2) from None
+    for name, count in rows.items():
+        typer.echo(
+            f"backfilled {name}: {count} rows (the replicator streams its changes from there)"
+        )
 
 
 @app.command("status")

@@ -596,6 +596,15 @@ class Warehouse:
         self.table_states[writer.source] = state
         self.state.set_table(self.slot, state)
 
+    def adopt_tables(self, tables: list[tuple[str, str]]) -> None:
+        """Record per-table state for the tables a warehouse already holds (written before
+        per-table state existed): they were backfilled with the slot."""
+        for schema, table in tables:
+            if self._dest_schema(*self.layout.table_ref(schema, table)):
+                state = TableState(schema, table)
+                self.table_states[(schema, table)] = state
+                self.state.set_table(self.slot, state)
+
     def table_backfilled(self, schema: str, table: str, lsn: int) -> None:
         """``schema.table`` was copied again at ``lsn``: stream its changes after it."""
         state = TableState(schema, table, OK, None, lsn)

@@ -72,6 +72,7 @@ class ReplicatorConfig:
     # (None = unchanged): the loader shares the cores with the COPY.
     backfill_chunk_pages: int = 2048
     backfill_duckdb_threads: int | None = None
+    table_check_interval_s: float = 2.0  # look for tables added to the publication
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Counters:
     error: str | None = None
     phase: str = "starting"  # starting, backfill, streaming, reconnecting, stopped, failed
     stopped_tables: dict[str, str] = field(default_factory=dict)
+    backfilled: dict[str, float] = field(default_factory=dict)  # tables -> when (one-table)
     started_at: float = field(default_factory=time.time)
 
 
@@ -152,6 +154,7 @@ class Replicator:
             "rejected_changes": c.rejected_changes,
             "reconnects": c.reconnects,
             "stopped_tables": dict(c.stopped_tables),
+            "backfilled": dict(c.backfilled),
             "error": c.error,
         }
 
@@ -199,6 +202,12 @@ class Replicator:
                 self._backfill(tables)
                 state = wh.state.load(cfg.slot)
                 assert state is not None
+            elif not wh.table_states:
+                # a warehouse from before per-table state: its tables were all backfilled
+                wh.adopt_tables([(t.schema, t.name) for t in tables])
+            self.counters.stopped_tables = {
+                t.qualified: t.reason or "" for t in wh.table_states.values() if t.status != "ok"
+            }
             conn.autocommit = True
             self._stream(stop, conn, state.lsn)
         finally:
@@ -237,6 +246,69 @@ class Replicator:
         self.counters.rejected_changes += result.rejected
         self.counters.backfill_rows = sum(result.rows.values())
         self.counters.lsn = result.lsn
+
+    def backfill_tables(self, conn: Any, names: set[str]) -> dict[str, int]:
+        """Copy ``names`` (``schema.table``, published) again, while the slot stays where it
+        is: a temporary slot's exported snapshot gives the rows and its consistent point P;
+        the stream then skips those tables' changes in transactions ending at or below P
+        (they are in the copy) and applies the rest: no gap, no duplicate, and the other
+        tables are not copied again. Returns rows per table."""
+        cfg = self.config
+        wh = self._wh
+        assert wh is not None
+        tables = published_tables(conn, cfg.publication, self.types, only=names)
+        missing = names - {t.qualified for t in tables}
+        if missing:
+            raise PrerequisiteError(
+                f"{', '.join(sorted(missing))} not published by {cfg.publication!r}. Fix: "
+                f'ALTER PUBLICATION "{cfg.publication}" ADD TABLE {", ".join(sorted(missing))};'
+            )
+        for t in tables:
+            wh.writers.pop((t.schema, t.name), None)
+
+        def on_commit(lsn: int, _ts_ms: int) -> None:
+            for t in tables:
+                wh.table_backfilled(t.schema, t.name, lsn)
+
+        temp_slot = f"{cfg.slot[:40]}_bf_{int(time.time() * 1000) % 10**9}"
+        result = backfill(
+            self._connect,
+            wh,
+            temp_slot,
+            tables,
+            options=self.backfill_options(),
+            on_commit=on_commit,
+            temporary=True,
+            state_slot=cfg.slot,
+        )
+        for t in tables:
+            self.counters.stopped_tables.pop(t.qualified, None)
+        self.counters.rejected_changes += result.rejected
+        self.counters.backfilled[", ".join(sorted(names))] = time.time()
+        return result.rows
+
+    def backfill_now(self, names: set[str]) -> dict[str, int]:
+        """``hybridshop replicate backfill`` with no replicator running: copy ``names`` into
+        the warehouse; the next replicator run streams from the slot and skips what the copy
+        holds."""
+        cfg = self.config
+        layout = StreamLayout(cfg.mode, cfg.layout, cfg.dataset_prefix)
+        self._wh = Warehouse(cfg.duckdb_path, layout, cfg.slot)
+        conn = self._connect()
+        try:
+            state = self._wh.state.load(cfg.slot)
+            if state is None or not state.backfill_complete:
+                raise PrerequisiteError(
+                    f"no replication into {cfg.duckdb_path} with slot {cfg.slot!r} yet: run "
+                    "`hybridshop replicate` first (it backfills every table)"
+                )
+            if not self._wh.table_states:
+                every = published_tables(conn, cfg.publication, self.types)
+                self._wh.adopt_tables([(t.schema, t.name) for t in every])
+            return self.backfill_tables(conn, names)
+        finally:
+            conn.close()
+            self._wh.close()
 
     def backfill_options(self) -> BackfillOptions:
         cfg = self.config

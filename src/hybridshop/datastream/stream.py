@@ -23,7 +23,8 @@ from hybridshop.datastream.destination import (
     Warehouse,
     change_sequence_number,
 )
-from hybridshop.datastream.source import key_columns
+from hybridshop.datastream.requests import requests_path_for, take_requests
+from hybridshop.datastream.source import key_columns, publication_table_names
 from hybridshop.datastream.typemap import column_type
 
 if TYPE_CHECKING:
@@ -60,9 +61,12 @@ class StreamApplier:
         self.heartbeat: tuple[int, int] | None = None  # (lsn, source ms) received, unsaved
         self.heartbeat_due = time.monotonic()
         self.heartbeat_ok = True
+        self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
+        self.requests_path = requests_path_for(self.cfg.duckdb_path)
 
     def run(self, stop: threading.Event) -> None:
         read = self.cur.read_message
+        self.check_tables()  # tables added to the publication while we were stopped
         while not stop.is_set():
             msg = read()
             if msg is not None:
@@ -81,12 +85,35 @@ class StreamApplier:
             if now >= self.heartbeat_due:
                 self.emit_heartbeat()
                 self.heartbeat_due = now + self.cfg.heartbeat_interval_s
+            if now >= self.tables_due or self.requests_path.exists():
+                self.check_tables()
+                self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
             if self.cfg.snapshot_path is not None:
                 self.wh.publish_snapshot(self.cfg.snapshot_path, self.cfg.snapshot_interval_s)
             wait = self.cfg.commit_interval_s
             select.select([self.cur], [], [], wait)
         if self.ready:
             self.apply()
+
+    def check_tables(self) -> None:
+        """Backfill the tables the publication gained (Datastream backfills added objects)
+        and those asked for by ``hybridshop replicate backfill`` (the requests file)."""
+        published = publication_table_names(self.conn, self.cfg.publication)
+        known = {f"{s}.{t}" for s, t in self.wh.table_states}
+        wanted = published - known
+        requested = take_requests(self.requests_path)
+        wanted |= requested & published
+        for name in sorted(requested - published):
+            log.error("backfill of %s asked for, but it is not published; ignored", name)
+        if not wanted:
+            return
+        if self.ready or self.heartbeat is not None:
+            self.apply()
+        log.info("backfilling %s while streaming", ", ".join(sorted(wanted)))
+        self.rep.backfill_tables(self.conn, wanted)
+        self.by_relid.clear()  # writers of the copied tables were replaced
+        # the walsender waited meanwhile: tell it we are alive and where we are
+        self.cur.send_feedback(write_lsn=self.applied_lsn, flush_lsn=self.applied_lsn, force=True)
 
     # --- intake -------------------------------------------------------------------------
     def handle(self, payload: bytes) -> None:
@@ -236,12 +263,18 @@ class StreamApplier:
         if kind is po.Truncate:
             for relid in change.relids:
                 writer = self.writer(relid)
-                if not writer.stopped and end_lsn > writer.skip_through:
+                known = writer.source in self.wh.table_states
+                if known and not writer.stopped and end_lsn > writer.skip_through:
                     self.wh.truncate(writer, ts_ms, cs)
             return
         writer = self.writer(change.relid)
         if writer.stopped or end_lsn <= writer.skip_through:
             return  # stopped (schema change), or already in the table's later snapshot
+        if writer.source not in self.wh.table_states:
+            # Added to the publication and not backfilled yet: its backfill (a snapshot taken
+            # after this transaction) holds this change; backfill it soon.
+            self.tables_due = 0.0
+            return
         if kind is po.Insert:
             writer.insert(change.new, ts_ms, cs)
         elif kind is po.Update:
