@@ -434,7 +434,9 @@ def _append_meta(ts: str, cs: str, op: str) -> str:
 class Warehouse:
     """The one writing connection to the DuckDB file."""
 
-    def __init__(self, path: Path, layout: StreamLayout, slot: str = "") -> None:
+    def __init__(
+        self, path: Path, layout: StreamLayout, slot: str = "", memory_limit: str | None = None
+    ) -> None:
         import duckdb
 
         self.path = path
@@ -442,6 +444,10 @@ class Warehouse:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(path))
         self._con.execute("SET TimeZone = 'UTC'")
+        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        self._default_memory_limit = str(row[0]) if row else None
+        if memory_limit is not None:
+            self._con.execute(f"SET memory_limit = {_setting_literal(memory_limit)}")
         self.state = StateStore(self._con)
         self.slot = slot
         self.table_states: dict[tuple[str, str], TableState] = self.state.tables(slot)
@@ -458,12 +464,17 @@ class Warehouse:
     def flush(self, slot: str) -> int:
         """Write every writer's pending changes and rejected ones (inside the batch's
         transaction); returns the number of rejected changes."""
+        self.flush_writers()
+        return self.save_rejects(slot)
+
+    def flush_writers(self) -> None:
+        """Write pending changes (mid-batch too: later changes then find the rows they need,
+        unchanged TOAST values included, in the destination table)."""
         for writer in self.writers.values():
             if writer.has_pending():
                 writer.flush(self._con)
             writer.end_batch()
         self._snapshot_dirty = True
-        return self.save_rejects(slot)
 
     def truncate(self, writer: TableWriter, ts_ms: int, cs: str) -> None:
         writer.truncate(self._con, ts_ms, cs)
@@ -734,13 +745,15 @@ class Warehouse:
         COPY still runs; with them off the INSERT looks faster but the commit then writes
         the WAL and checkpoints (compresses) everything at the end.
         """
-        names = ["preserve_insertion_order", "threads"]
+        names = ["preserve_insertion_order", "threads", "memory_limit"]
         before: dict[str, object] = {}
         for name in names:
             row = self._con.execute(f"SELECT current_setting('{name}')").fetchone()
             assert row is not None
             before[name] = row[0]
         self._con.execute("SET preserve_insertion_order = false")
+        if self._default_memory_limit is not None:  # the backfill loads at full speed
+            self._con.execute(f"SET memory_limit = {_setting_literal(self._default_memory_limit)}")
         if threads is not None:
             self._con.execute(f"SET threads = {int(threads)}")
         try:

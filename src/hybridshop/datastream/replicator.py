@@ -61,6 +61,14 @@ class ReplicatorConfig:
     proto_version: int = 1  # 2 streams large in-progress transactions (PG 14+)
     commit_interval_s: float = 0.2  # latency bound: a batch never waits longer
     max_batch_changes: int = 100_000
+    # Bounded memory for any transaction size: raw messages of a transaction past this many
+    # bytes wait in a temporary file; a batch writes its pending rows to DuckDB (inside its
+    # one transaction) every this many changes.
+    txn_memory_bytes: int = 16 * 1024 * 1024
+    flush_every_changes: int = 25_000
+    # DuckDB's buffer memory while streaming (its default, 80% of RAM, lets one big
+    # transaction's row versions grow the process); the backfill keeps DuckDB's default.
+    duckdb_memory_limit: str | None = "512MB"
     heartbeat_interval_s: float = 2.0
     snapshot_path: Path | None = None  # reader copy for other processes; None = off
     snapshot_interval_s: float = 1.0
@@ -106,7 +114,9 @@ class Replicator:
         """Replicate until ``stop`` is set; reconnects after losing the source."""
         stop = stop or threading.Event()
         layout = StreamLayout(self.config.mode, self.config.layout, self.config.dataset_prefix)
-        self._wh = Warehouse(self.config.duckdb_path, layout, self.config.slot)
+        self._wh = Warehouse(
+            self.config.duckdb_path, layout, self.config.slot, self.config.duckdb_memory_limit
+        )
         reporter = LivenessReporter(self.config.duckdb_path, self.liveness)
         reporter.start()
         delay = 0.2

@@ -25,6 +25,7 @@ from hybridshop.datastream.destination import (
 )
 from hybridshop.datastream.requests import requests_path_for, take_requests
 from hybridshop.datastream.source import key_columns, publication_table_names
+from hybridshop.datastream.txnbuffer import TxnBuffer
 from hybridshop.datastream.typemap import column_type
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hybridshop.datastream")
 
 HEARTBEAT_PREFIX = "hybridshop.datastream.heartbeat"
+_CHANGE_KINDS = frozenset(b"IUDT")
 KEYLESS_REASON = (
     "the table has no primary key and no replica identity, so only its INSERTs are "
     "replicated (append-only, as Datastream does). Fix: ALTER TABLE ... ADD PRIMARY KEY (...); "
@@ -52,11 +54,11 @@ class StreamApplier:
         self.applied_lsn = start_lsn
         self.relations: dict[int, po.Relation] = {}
         self.by_relid: dict[int, TableWriter] = {}
-        self.current: po.Transaction | None = None
-        self.ready: list[po.Transaction] = []
+        self.current: TxnBuffer | None = None
+        self.ready: list[TxnBuffer] = []
         self.ready_changes = 0
         self.ready_since = 0.0
-        self.streams: dict[int, po.Transaction] = {}
+        self.streams: dict[int, TxnBuffer] = {}
         self.in_stream: int | None = None
         self.heartbeat: tuple[int, int] | None = None  # (lsn, source ms) received, unsaved
         self.heartbeat_due = time.monotonic()
@@ -117,15 +119,20 @@ class StreamApplier:
 
     # --- intake -------------------------------------------------------------------------
     def handle(self, payload: bytes) -> None:
-        msg = po.decode(payload, in_stream=self.in_stream is not None)
-        if isinstance(msg, po.Insert | po.Update | po.Delete | po.Truncate | po.Relation):
-            if isinstance(msg, po.Relation):
-                self.relations[msg.relid] = msg
+        kind = payload[0]
+        if kind in _CHANGE_KINDS:  # I U D T: kept raw, decoded when applied
             target = self.streams[self.in_stream] if self.in_stream is not None else self.current
             if target is not None:
-                target.changes.append(msg)
+                target.add(payload)
+            return
+        msg = po.decode(payload, in_stream=self.in_stream is not None)
+        if isinstance(msg, po.Relation):
+            self.relations[msg.relid] = msg
+            target = self.streams[self.in_stream] if self.in_stream is not None else self.current
+            if target is not None:
+                target.add(payload)
         elif isinstance(msg, po.Begin):
-            self.current = po.Transaction(msg.xid)
+            self.current = self._buffer(msg.xid, streamed=False)
         elif isinstance(msg, po.Commit):
             txn, self.current = self.current, None
             if txn is not None:
@@ -135,29 +142,40 @@ class StreamApplier:
                 self.heartbeat = (msg.lsn, int(msg.content.decode() or 0))
         elif isinstance(msg, po.StreamStart):
             self.in_stream = msg.xid
-            self.streams.setdefault(msg.xid, po.Transaction(msg.xid))
+            if msg.xid not in self.streams:
+                self.streams[msg.xid] = self._buffer(msg.xid, streamed=True)
         elif isinstance(msg, po.StreamStop):
             self.in_stream = None
         elif isinstance(msg, po.StreamCommit):
-            txn = self.streams.pop(msg.xid, po.Transaction(msg.xid))
+            txn = self.streams.pop(msg.xid, None) or self._buffer(msg.xid, streamed=True)
             self._committed(txn, msg.commit_lsn, msg.end_lsn, msg.commit_ts_us)
         elif isinstance(msg, po.StreamAbort):
             if msg.subxid == msg.xid:
-                self.streams.pop(msg.xid, None)
+                aborted = self.streams.pop(msg.xid, None)
+                if aborted is not None:
+                    aborted.close()
             elif msg.xid in self.streams:
-                txn = self.streams[msg.xid]
-                txn.changes = [c for c in txn.changes if c.xid != msg.subxid]
+                self.streams[msg.xid].abort_subtransaction(msg.subxid)
         # Type and Origin messages need nothing: types come from the catalog.
 
-    def _committed(self, txn: po.Transaction, commit_lsn: int, end_lsn: int, ts_us: int) -> None:
+    def _buffer(self, xid: int, *, streamed: bool) -> TxnBuffer:
+        return TxnBuffer(
+            xid,
+            streamed=streamed,
+            spill_dir=self.cfg.duckdb_path.parent,
+            memory_bytes=self.cfg.txn_memory_bytes,
+        )
+
+    def _committed(self, txn: TxnBuffer, commit_lsn: int, end_lsn: int, ts_us: int) -> None:
         last = self.ready[-1].end_lsn if self.ready else self.applied_lsn
         if end_lsn <= last:
+            txn.close()
             return  # already applied before a restart: exactly once
         txn.commit_lsn, txn.end_lsn, txn.commit_ts_us = commit_lsn, end_lsn, ts_us
         if not self.ready:
             self.ready_since = time.monotonic()
         self.ready.append(txn)
-        self.ready_changes += len(txn.changes)
+        self.ready_changes += txn.count
 
     # --- apply --------------------------------------------------------------------------
     def writer(self, relid: int) -> TableWriter:
@@ -200,6 +218,8 @@ class StreamApplier:
                 changes = self._apply_batch(ready, heartbeat, lsn)
             finally:
                 self.wh.set_careful(False)
+        for txn in ready:
+            txn.close()  # spill files go now
         self.applied_lsn = lsn
         # Acknowledge only what DuckDB has durably committed.
         self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
@@ -218,17 +238,26 @@ class StreamApplier:
         self.by_relid.clear()
 
     def _apply_batch(
-        self, ready: list[po.Transaction], heartbeat: tuple[int, int] | None, lsn: int
+        self, ready: list[TxnBuffer], heartbeat: tuple[int, int] | None, lsn: int
     ) -> int:
+        """Apply ``ready`` and reach ``lsn`` in one DuckDB transaction. Pending rows are
+        written every ``flush_every_changes`` changes inside it, so a transaction of any
+        size is applied atomically in bounded memory."""
         wh = self.wh
+        flush_every = self.cfg.flush_every_changes
         wh.begin()
         try:
             changes = 0
+            pending = 0
             for txn in ready:
                 ts_ms = txn.commit_ts_us // 1000
-                for seq, change in enumerate(txn.changes):
+                for seq, change in enumerate(txn.changes()):
                     self.apply_change(change, ts_ms, txn.commit_lsn, seq, txn.end_lsn)
-                changes += len(txn.changes)
+                    pending += 1
+                    if pending >= flush_every:
+                        wh.flush_writers()
+                        pending = 0
+                changes += txn.count
             self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
             wh.state.advance(
                 self.cfg.slot,
