@@ -216,7 +216,7 @@ def status(
 
     import psycopg2
 
-    from hybridshop.datastream.status import gather_status, status_exit_code
+    from hybridshop.datastream.status import gather_status, status_exit_code, stopped_tables
 
     try:
         info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
@@ -240,7 +240,7 @@ def status(
         when = live.get("last_error_at")
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when else "?"
         lines.append(f"last error           {at} {live['last_error']}")
-    for table, reason in (live.get("stopped_tables") or {}).items():
+    for table, reason in stopped_tables(info).items():
         lines.append(f"stopped table        {table}: {reason}")
     lines.append(
         f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"

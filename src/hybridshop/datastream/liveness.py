@@ -79,6 +79,7 @@ class LivenessReporter:
         self.interval_s = interval_s
         self.started_at = time.time()
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # beats come from this thread and the replicator's
         self._thread = threading.Thread(target=self._run, name="datastream-liveness", daemon=True)
         previous = read_liveness(duckdb_path)
         self.last_error: str | None = previous.get("last_error")
@@ -102,7 +103,7 @@ class LivenessReporter:
             last_error=self.last_error,
             last_error_at=self.last_error_at,
         )
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):
             write_liveness(self.path, data)
 
     def stop(self, phase: str) -> None:

@@ -108,6 +108,7 @@ class Replicator:
         self.counters = Counters()
         self.types = TypeCatalog()
         self._wh: Warehouse | None = None
+        self._reporter: LivenessReporter | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
@@ -118,6 +119,7 @@ class Replicator:
             self.config.duckdb_path, layout, self.config.slot, self.config.duckdb_memory_limit
         )
         reporter = LivenessReporter(self.config.duckdb_path, self.liveness)
+        self._reporter = reporter
         reporter.start()
         delay = 0.2
         first = True
@@ -134,8 +136,8 @@ class Replicator:
                     first = False
                     self.counters.caught_up = False
                     self.counters.streaming = False
-                    self.counters.phase = "reconnecting"
                     reporter.error(f"source connection lost: {_first(exc)}")
+                    self._set_phase("reconnecting")
                     log.warning(
                         "source connection lost (%s); retrying in %.1fs", _first(exc), delay
                     )
@@ -152,6 +154,11 @@ class Replicator:
             self.counters.phase = final
             self.counters.streaming = False
             reporter.stop(final)
+
+    def _set_phase(self, phase: str) -> None:
+        self.counters.phase = phase
+        if self._reporter is not None:
+            self._reporter.beat()  # written at once: supervisors see the change
 
     def liveness(self) -> dict[str, Any]:
         """What the liveness file says about this run (see ``liveness``)."""
@@ -208,7 +215,7 @@ class Replicator:
                     with conn.cursor() as cur:
                         cur.execute("SELECT pg_drop_replication_slot(%s)", (cfg.slot,))
                     conn.commit()
-                self.counters.phase = "backfill"
+                self._set_phase("backfill")
                 self._backfill(tables)
                 state = wh.state.load(cfg.slot)
                 assert state is not None
@@ -351,7 +358,7 @@ class Replicator:
             )
             cur.send_feedback(write_lsn=start_lsn, flush_lsn=start_lsn, force=True)
             self.counters.streaming = True
-            self.counters.phase = "streaming"
+            self._set_phase("streaming")
             assert self._wh is not None
             loop = StreamApplier(self, self._wh, conn, cur, start_lsn)
             loop.run(stop)

@@ -121,7 +121,16 @@ def status_exit_code(info: dict[str, Any]) -> int:
     """0 healthy; 1 when changes were rejected, tables are stopped, or the replicator's last
     run failed (scripts can alert on it); expected failures exit 2 before getting here."""
     live = info.get("replicator", {})
-    rejected = info.get("destination", {}).get("rejected_changes", 0)
-    if rejected or live.get("stopped_tables") or live.get("phase") in ("failed", "dead"):
+    dst = info.get("destination", {})
+    if dst.get("rejected_changes", 0) or stopped_tables(info):
         return 1
-    return 0
+    return 1 if live.get("phase") in ("failed", "dead") else 0
+
+
+def stopped_tables(info: dict[str, Any]) -> dict[str, str]:
+    """Tables stopped by a schema change: from the warehouse's state when it can be read
+    (it is the truth, e.g. after `replicate backfill`), else from the liveness file."""
+    tables = info.get("destination", {}).get("tables")
+    if tables:
+        return {t: v.get("reason") or "" for t, v in tables.items() if v.get("status") != "ok"}
+    return dict(info.get("replicator", {}).get("stopped_tables") or {})
