@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,8 @@ from hybridshop.datastream.service import spawn_replicator, start_replicator
 from hybridshop.datastream.source import PrerequisiteError
 
 from .conftest import Stream, wait_streaming
+
+HOLD = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)"
 
 
 def test_running_stopped_failed_and_killed_are_told_apart(stream: Stream) -> None:
@@ -48,3 +52,27 @@ def test_running_stopped_failed_and_killed_are_told_apart(stream: Stream) -> Non
     assert not live["running"] and live["phase"] == "dead"  # killed without a word
     assert "does not exist" in live["last_error"]  # the last error is kept
     assert liveness_path_for(path).name == "warehouse.replicator.json"
+
+
+def test_a_warehouse_held_by_another_process_is_a_clear_error(stream: Stream) -> None:
+    from typer.testing import CliRunner
+
+    from hybridshop.cli.main import app
+
+    path = stream.duckdb_path
+    runner = CliRunner()
+    args = ["replicate", "backfill", "products", "--duckdb", str(path), "--slot", stream.slot]
+    result = runner.invoke(app, args, env={"DATABASE_URL": stream.dsn})
+    assert result.exit_code == 2 and "error: no replication into" in result.output
+    holder = subprocess.Popen(  # another process holds the warehouse's write lock
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = runner.invoke(app, args, env={"DATABASE_URL": stream.dsn})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 2, result.output
+    assert "error: " in result.output and "another process holds it" in result.output
+    assert "Traceback" not in result.output
