@@ -78,6 +78,9 @@ class StreamApplier:
                     or time.monotonic() - self.ready_since >= self.cfg.commit_interval_s
                 ):
                     self.apply()
+                    if time.monotonic() >= self.tables_due:  # a busy stream checks too
+                        self.check_tables()
+                        self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
                 continue
             # Nothing buffered from the server: we are caught up with what it sent.
             if self.ready or self.heartbeat is not None:
