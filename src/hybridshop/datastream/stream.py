@@ -64,6 +64,7 @@ class StreamApplier:
         self.heartbeat_due = time.monotonic()
         self.heartbeat_ok = True
         self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
+        self.keepalive_at = time.monotonic()
         self.requests_path = requests_path_for(self.cfg.duckdb_path)
 
     def run(self, stop: threading.Event) -> None:
@@ -260,6 +261,7 @@ class StreamApplier:
                     if pending >= flush_every:
                         wh.flush_writers()
                         pending = 0
+                        self.keepalive()
                 changes += txn.count
             self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
             wh.state.advance(
@@ -320,6 +322,17 @@ class StreamApplier:
                 writer.reject_change("DELETE", change.old, cs, KEYLESS_REASON)
                 return
             writer.delete(change.old, ts_ms, cs)
+
+    def keepalive(self) -> None:
+        """While a long transaction is applied nothing is read from the stream, so psycopg2
+        sends no status: without one for ``wal_sender_timeout`` (60 s) the walsender drops
+        the connection. Report the position already applied (never more) every 10 s."""
+        now = time.monotonic()
+        if now - self.keepalive_at >= 10.0:
+            self.cur.send_feedback(
+                write_lsn=self.applied_lsn, flush_lsn=self.applied_lsn, force=True
+            )
+            self.keepalive_at = now
 
     def emit_heartbeat(self) -> None:
         """A non-transactional WAL message: its arrival proves everything before it was
