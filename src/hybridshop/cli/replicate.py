@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -218,8 +219,11 @@ def status(
 
     from hybridshop.datastream.status import gather_status, status_exit_code, stopped_tables
 
+    path = duckdb_path or _default_duckdb()
     try:
-        info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
+        info = gather_status(
+            _source_dsn(pg_port), path, slot, path.parent / "logs" / "replicator.log"
+        )
     except psycopg2.Error as exc:
         typer.echo(f"error: cannot read the source: {str(exc).strip()}", err=True)
         raise typer.Exit(2) from None
@@ -235,7 +239,7 @@ def status(
         running += (
             f" ({live['phase']}, pid {live.get('pid')}, heartbeat {live['heartbeat_age_s']}s ago)"
         )
-    lines = [f"replicator           {running}"]
+    lines = [f"replicator process   {running}"]
     if live.get("last_error"):
         when = live.get("last_error_at")
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when else "?"
@@ -245,6 +249,7 @@ def status(
     lines.append(
         f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
     )
+    lines += _replicator_lines(src.get("replicator"))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -262,3 +267,74 @@ def status(
         )
     typer.echo("\n".join(lines))
     raise typer.Exit(code)
+
+
+def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
+    """Whether a replicator holds the slot (and, when none does, its last words)."""
+    if rep is None:
+        return []
+    if rep["running"]:
+        return [
+            f"replicator           running ({rep['application']}, server pid "
+            f"{rep['walsender_pid']}, since {rep['since']})"
+        ]
+    out = ["replicator           NOT RUNNING (the slot is inactive: changes pile up in the WAL)"]
+    last = rep.get("last_output") or []
+    if last:
+        out.append(f"last output          {rep['log']}:")
+        out += [f"  {line}" for line in last]
+    return out
+
+
+@app.command("verify")
+def verify(
+    duckdb_path: Path = typer.Option(
+        None, "--duckdb", help="Warehouse [<state>/warehouse.duckdb]."
+    ),
+    slot: str = typer.Option(DEFAULT_SLOT, "--slot", help="Whose applied LSN to compare at."),
+    publication: str = typer.Option(
+        None, "--publication", help="Publication to compare (default: the warehouse's own)."
+    ),
+    dataset_prefix: str = typer.Option("", "--dataset-prefix", help="Per-schema layout prefix."),
+    table: list[str] = typer.Option([], "--table", help="Only this table (repeatable)."),
+    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a running replicator."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    pg_port: int = typer.Option(
+        None, "--pg-port", help="Embedded PostgreSQL port (ignored with DATABASE_URL)."
+    ),
+) -> None:
+    """Compare source and warehouse row by row (counts, then hashes by key range); exit 1 on a
+    difference, 2 if the check cannot run."""
+    from rich.console import Console
+
+    from hybridshop.datastream import verify as check
+
+    options = check.VerifyOptions(
+        slot=slot,
+        publication=publication,
+        dataset_prefix=dataset_prefix,
+        wait_timeout_s=wait,
+        tables=tuple(table),
+    )
+    try:
+        with Console(stderr=True).status(
+            "comparing the source with the warehouse (counts, then row hashes by key range)..."
+        ):
+            report = check.verify(_verify_dsn(pg_port), duckdb_path or _default_duckdb(), options)
+    except check.VerifyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        check.render(report, Console())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _verify_dsn(pg_port: int | None) -> str:
+    """The source to compare with, read-only: never migrated or seeded."""
+    from hybridshop.stack import ensure_database
+
+    return ensure_database(pg_port, migrate=False, seed=False).dsn
