@@ -124,7 +124,7 @@ def up(
                 web_port,
                 # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
                 audience=API_AUDIENCE,
-                metadata_url=f"{gateway.issuer_url}/metadata",
+                metadata_url=gateway.metadata_url,
             )
             stack.stops.append(("web shop", shop.stop))
             stack.urls.append(("Web shop", shop.url, "Flask on Google Cloud Run"))
