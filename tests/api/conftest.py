@@ -67,15 +67,20 @@ def make_event(aws_example_event: dict[str, Any]) -> EventFactory:
 
 @pytest.fixture
 def lambda_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point the handlers' module-level connection at this test's database."""
+    """Point the handlers' settings and module-level connection at this test's database
+    (after changing a variable, a test calls ``settings.reset()``: a real execution
+    environment reads its settings once)."""
+    from hybridshop.lambda_functions import settings
     from hybridshop.lambda_functions._http import DB
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("DB_AUTH_MODE", raising=False)
     monkeypatch.delenv("ALLOWED_CALLERS", raising=False)
+    settings.reset()
     DB.reset()
     yield database_url
     DB.reset()
+    settings.reset()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from hybridshop.lambda_functions import add_product, get_item, get_products
+from hybridshop.lambda_functions import add_product, get_item, get_products, settings
 
 JSON = {"content-type": "application/json"}
 
@@ -132,6 +132,7 @@ def test_idempotency_key_replays_the_order(make_event, context, lambda_env) -> N
 
 def test_caller_check(make_event, context, lambda_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ALLOWED_CALLERS", "shop@project.iam.gserviceaccount.com,1234567890")
+    settings.reset()
     ok = get_products.handler(
         make_event("GET /products", "/products", claims={"sub": "1234567890"}), context
     )
@@ -155,9 +156,11 @@ def test_database_down_is_503_not_500(make_event, context, monkeypatch) -> None:
     from hybridshop.lambda_functions._http import DB
 
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    settings.reset()
     DB.reset()
     response = get_products.handler(make_event("GET /products", "/products"), context)
     DB.reset()
+    settings.reset()
     assert response["statusCode"] == 503
     assert _body(response)["error"]["code"] == "database_unavailable"
     assert "Traceback" not in response["body"]
@@ -233,3 +236,71 @@ def test_invalid_base64_body_is_400(make_event, context, lambda_env) -> None:  #
     response = add_product.handler(event, context)
     assert response["statusCode"] == 400
     assert "base64" in _body(response)["error"]["message"]
+
+
+def _error_classes(base: type[Exception]) -> set[type[Exception]]:
+    found: set[type[Exception]] = set()
+    todo = [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    return found
+
+
+def test_every_kind_of_error_has_its_own_status() -> None:
+    """Errors are mapped by type: each concrete kind the core or the handlers raise has a
+    4xx/5xx of its own and a distinct code; nothing falls through to 500 by accident."""
+    import hybridshop.lambda_functions._http as http
+    from hybridshop.core import errors
+
+    kinds = {
+        cls
+        for cls in _error_classes(errors.CatalogError)
+        if cls is not errors.InvalidInput  # an abstract base, never raised
+    }
+    assert http.CallerNotAllowed in kinds and errors.MalformedRequest in kinds
+    codes = {cls.code for cls in kinds}
+    assert len(codes) == len(kinds)
+    for cls in kinds:
+        exc = cls("x")
+        status = http.status_for(exc)
+        assert 400 <= status < 500, (cls, status)
+        response = http.catalog_error_response(exc)
+        assert response["statusCode"] == status
+        assert _body(response)["error"]["code"] == cls.code
+    assert http.status_for(errors.CatalogError("base")) == 500
+    assert http.status_for(ValueError("x")) == 500
+
+
+def test_settings_are_read_once_per_environment(  # type: ignore[no-untyped-def]
+    make_event, context, lambda_env, monkeypatch
+) -> None:
+    """ALLOWED_CALLERS is read on the first invocation, not on every call (an environment's
+    variables never change)."""
+    first = get_products.handler(make_event("GET /products", "/products"), context)
+    assert first["statusCode"] == 200
+    monkeypatch.setenv("ALLOWED_CALLERS", "someone-else")
+    again = get_products.handler(make_event("GET /products", "/products"), context)
+    assert again["statusCode"] == 200  # still the environment's settings
+    settings.reset()  # a new execution environment
+    fresh = get_products.handler(make_event("GET /products", "/products"), context)
+    assert fresh["statusCode"] == 403
+
+
+def test_invalid_setting_is_a_500_that_names_the_variable(  # type: ignore[no-untyped-def]
+    make_event, context, lambda_env, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    settings.reset()
+    response = get_products.handler(make_event("GET /products", "/products"), context)
+    assert response["statusCode"] == 500
+    assert _body(response)["error"]["code"] == "internal_error"
+    assert "LOUD" not in response["body"]  # the caller gets no configuration details
+    assert any(r.levelname == "ERROR" and "LOG_LEVEL" in r.getMessage() for r in caplog.records)
+    with pytest.raises(settings.SettingsError, match="LOG_LEVEL"):
+        settings.FunctionSettings.from_env({"LOG_LEVEL": "LOUD", "DATABASE_URL": "x"})
+    parsed = settings.FunctionSettings.from_env(
+        {"LOG_LEVEL": "warning", "DATABASE_URL": "postgresql://x", "ALLOWED_CALLERS": " a, ,b "}
+    )
+    assert parsed.allowed_callers == {"a", "b"} and parsed.log_level == 30

@@ -17,7 +17,11 @@ from hybridshop.core.errors import (
     FieldError,
     IdempotencyConflict,
     InvalidInput,
+    MalformedRequest,
     NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
 )
 from hybridshop.core.models import Category, NewProduct, Order, Page, Product, PurchaseRequest
 
@@ -28,12 +32,16 @@ __all__ = [
     "FieldError",
     "IdempotencyConflict",
     "InvalidInput",
+    "MalformedRequest",
     "NewProduct",
     "NotFound",
     "Order",
     "Page",
+    "PayloadTooLarge",
     "Product",
     "PurchaseRequest",
+    "UnsupportedMediaType",
+    "ValidationFailed",
     "add_product",
     "get_product",
     "list_categories",

@@ -15,8 +15,8 @@ from hybridshop.core.errors import (
     AlreadySold,
     FieldError,
     IdempotencyConflict,
-    InvalidInput,
     NotFound,
+    ValidationFailed,
 )
 from hybridshop.core.models import (
     Category,
@@ -125,7 +125,7 @@ def add_product(conn: Any, new: NewProduct) -> Product:
         conn.rollback()
         # Validation should have caught it; the constraint is the last guard, never a 500.
         constraint = exc.diag.constraint_name or "a constraint"
-        raise InvalidInput(
+        raise ValidationFailed(
             f"the product breaks {constraint}", [FieldError("product", f"breaks {constraint}")]
         ) from None
     except BaseException:

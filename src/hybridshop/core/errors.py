@@ -1,12 +1,15 @@
-"""Errors of the catalog, each with a stable machine-readable code and a message for people.
+"""Errors of the catalog: one exception class per kind, each with a stable machine-readable
+``code`` and a message for people.
 
-Adapters map codes to transport statuses (see ``lambda_functions._http``); the core never
+Adapters map the classes (not the codes) to transport statuses, the way Powertools maps
+exception types to responses: see ``lambda_functions._http.STATUS_BY_ERROR``. The core never
 mentions HTTP.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -19,44 +22,60 @@ class FieldError:
 
 
 class CatalogError(Exception):
-    code = "catalog_error"
+    """Base of every error the core raises on purpose; ``details`` is empty but for
+    ``ValidationFailed``."""
+
+    code: ClassVar[str] = "catalog_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.details: list[FieldError] = []
 
 
 class InvalidInput(CatalogError):
-    """The request cannot be understood (not JSON, wrong types) or breaks a rule of the catalog.
+    """Base of the caller's own mistakes in a request (each kind below is its own class)."""
 
-    ``code`` is ``malformed_request`` for input that is not the right shape at all and
-    ``validation_failed`` when it is well formed but a value breaks a rule; ``details`` lists
-    one message per offending field so a form can show each next to its field.
-    """
+    code: ClassVar[str] = "invalid_input"
 
-    def __init__(
-        self,
-        message: str,
-        details: list[FieldError] | None = None,
-        code: str = "validation_failed",
-    ) -> None:
+
+class MalformedRequest(InvalidInput):
+    """The input is not the right shape at all: not JSON, not an object, a bad path id."""
+
+    code: ClassVar[str] = "malformed_request"
+
+
+class PayloadTooLarge(InvalidInput):
+    code: ClassVar[str] = "payload_too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code: ClassVar[str] = "unsupported_media_type"
+
+
+class ValidationFailed(InvalidInput):
+    """Well formed, but values break rules of the catalog; ``details`` lists one message per
+    offending field so a form can show each next to its field."""
+
+    code: ClassVar[str] = "validation_failed"
+
+    def __init__(self, message: str, details: list[FieldError] | None = None) -> None:
         super().__init__(message)
-        self.details = details or []
-        self.code = code
+        self.details = list(details or [])
 
 
 class NotFound(CatalogError):
-    code = "not_found"
+    code: ClassVar[str] = "not_found"
 
 
 class AlreadySold(CatalogError):
-    code = "already_sold"
+    code: ClassVar[str] = "already_sold"
 
 
 class IdempotencyConflict(CatalogError):
     """An idempotency key was reused for a different purchase."""
 
-    code = "idempotency_conflict"
+    code: ClassVar[str] = "idempotency_conflict"
 
 
 @dataclass
@@ -74,4 +93,4 @@ class _Collector:
             summary = f"{first.field}: {first.message}"
             if len(self.errors) > 1:
                 summary += f" (and {len(self.errors) - 1} more)"
-            raise InvalidInput(summary, list(self.errors))
+            raise ValidationFailed(summary, list(self.errors))

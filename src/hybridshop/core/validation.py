@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hybridshop.core.errors import InvalidInput, _Collector
+from hybridshop.core.errors import MalformedRequest, PayloadTooLarge, _Collector
 from hybridshop.core.models import ListingQuery, NewProduct, PurchaseRequest
 
 NAME_MAX = 200
@@ -46,24 +46,20 @@ def decode_json_body(body: str | bytes | None, *, required: bool = True) -> Any:
     """Parse a request body as strict JSON (no NaN/Infinity; numbers kept as exact Decimals)."""
     if body is None or (isinstance(body, str | bytes) and not body.strip()):
         if required:
-            raise InvalidInput("the request body must be a JSON object", code="malformed_request")
+            raise MalformedRequest("the request body must be a JSON object")
         return {}
     if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput(
-            f"the request body is larger than {MAX_BODY_BYTES} bytes", code="payload_too_large"
-        )
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput(
-            f"the request body is not valid JSON: {exc}", code="malformed_request"
-        ) from None
+        raise MalformedRequest(f"the request body is not valid JSON: {exc}") from None
 
 
 def _require_object(data: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object", code="malformed_request")
+        raise MalformedRequest("the request body must be a JSON object")
     unknown = sorted(set(data) - allowed)
     if unknown:
         errors = _Collector()
@@ -210,16 +206,12 @@ def parse_purchase(data: Any, idempotency_key: str | None = None) -> PurchaseReq
 def parse_product_id(raw: str | None) -> int:
     """A product id from a path: a positive integer that fits bigint."""
     if raw is None or not raw.isascii() or not raw.isdigit():
-        raise InvalidInput(
-            f"product id must be a positive integer, got {raw!r}", code="malformed_request"
-        )
+        raise MalformedRequest(f"product id must be a positive integer, got {raw!r}")
     value = int(raw)
     if value < 1:
-        raise InvalidInput(
-            f"product id must be a positive integer, got {raw!r}", code="malformed_request"
-        )
+        raise MalformedRequest(f"product id must be a positive integer, got {raw!r}")
     if value > ID_MAX:
-        raise InvalidInput("product id is out of range", code="malformed_request")
+        raise MalformedRequest("product id is out of range")
     return value
 
 
@@ -236,10 +228,8 @@ def _decode_cursor(cursor: str) -> int:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor is not valid: pass the next_cursor value of a previous page",
-            [],
-            code="malformed_request",
+        raise MalformedRequest(
+            "cursor is not valid: pass the next_cursor value of a previous page"
         ) from None
 
 

@@ -132,8 +132,14 @@ def generate_iam_token(config: DatabaseConfig) -> str:
     boto3 is imported here, not at module level: it costs ~300 ms and only IAM mode needs it
     (the Lambda runtime ships boto3, so the deployment zip does not).
     """
-    import boto3
-    from botocore.exceptions import BotoCoreError, NoCredentialsError
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, NoCredentialsError
+    except ImportError:
+        raise DatabaseConfigError(
+            "DB_AUTH_MODE=iam needs boto3 to sign the RDS token; the Lambda runtime ships it, "
+            "elsewhere install it with: pip install 'hybridshop[aws]'"
+        ) from None
 
     try:
         client = boto3.session.Session().client("rds", region_name=config.region)

@@ -7,13 +7,13 @@ Routes: ``GET /products`` (available products; filters and keyset pagination),
 from __future__ import annotations
 
 from hybridshop.core import catalog
+from hybridshop.core.errors import NotFound
 from hybridshop.core.validation import parse_listing_query, parse_product_id
 from hybridshop.lambda_functions._http import (
     DB,
     Event,
     Response,
     api_handler,
-    error_response,
     json_response,
 )
 
@@ -31,7 +31,7 @@ def _route(event: Event) -> Response:
         query = parse_listing_query(event.get("queryStringParameters"))
         page = DB.run(lambda conn: catalog.list_products(conn, query))
         return json_response(200, page.to_dict())
-    return error_response("not_found", f"GetProducts does not serve route {route!r}")
+    raise NotFound(f"GetProducts does not serve route {route!r}")
 
 
 handler = api_handler(_route)
