@@ -47,6 +47,8 @@ def pgbench_script() -> str:
         "buyer_ref": "NULL",
         "channel": "'pgbench'",
         "key": "NULL",
+        "caller": "''",
+        "fingerprint": "NULL",
     }
     return PURCHASE_SQL.strip() % values + ";\n"
 
