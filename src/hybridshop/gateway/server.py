@@ -331,7 +331,9 @@ class LocalGateway:
             routes.extend((key, _Target(spec, pool)) for key in spec.routes)
         self.pipeline.routes = RouteTable(routes)
         with contextlib.suppress(FileNotFoundError):
-            self.pipeline.openapi = OPENAPI_PATH.read_bytes()
+            self.pipeline.openapi = served_document(
+                OPENAPI_PATH.read_bytes(), secured=config.authorizer is not None, url=self.url
+            )
         if config.authorizer is not None:
             auth = config.authorizer
             if auth.issuer == LOCAL_ISSUER:
@@ -444,6 +446,20 @@ class LocalGateway:
             "functions": {pool.spec.name: pool.stats() for pool in self._pools},
             "routes": routes.keys if routes else [],
         }
+
+
+def served_document(raw: bytes, *, secured: bool, url: str) -> bytes:
+    """The OpenAPI document as this gateway behaves: the file describes the deployed API
+    (JWT authorizer on); without an authorizer, no security requirement and no 401."""
+    document = json.loads(raw)
+    document["servers"] = [{"url": url, "description": "this local gateway"}]
+    if not secured:
+        document.pop("security", None)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                operation.pop("security", None)
+                operation.get("responses", {}).pop("401", None)
+    return json.dumps(document, indent=2).encode()
 
 
 def _listen(host: str, port: int) -> socket.socket:
