@@ -44,6 +44,7 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 FEED_SLICE = 16 * 1024  # input parsed per step while a request is being served
 HIGH_WATER = 64 * 1024  # output buffered per connection before we stop producing more
+SEND_BUFFER = 64 * 1024  # kernel send buffer per client connection
 
 App = Callable[[HttpRequest], Awaitable[HttpResponse]]
 Reject = Callable[[int, str, str], HttpResponse]  # status, message, client ip -> response
@@ -111,6 +112,10 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A fixed kernel send buffer: a client that stops reading stalls after
+                # ~SEND_BUFFER + HIGH_WATER bytes instead of the megabytes TCP autotuning
+                # would let it queue (each answer it never reads is handler work done).
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
         self._set_phase(_HEAD)  # a new connection gets the header timeout for its first request
