@@ -72,30 +72,22 @@ class FrameDecoder:
         return frames
 
 
-def read_frame(sock: socket.socket) -> tuple[Kind, bytes] | None:
-    """Block until one whole frame arrives (the worker's side); None at EOF."""
-    header = _read_exactly(sock, HEADER.size)
-    if header is None:
-        return None
-    size, code = HEADER.unpack(header)
-    if size > MAX_FRAME or code not in _KINDS:
-        raise FrameError(f"bad frame header (kind {code}, {size} bytes)")
-    payload = _read_exactly(sock, size) if size else b""
-    if payload is None:
-        return None
-    return _KINDS[code], payload
+class FrameReader:
+    """Blocking reads for the worker's side: one ``recv`` per frame in the usual case."""
 
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = FrameDecoder()
+        self.ready: list[tuple[Kind, bytes]] = []
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
-    chunks = []
-    remaining = size
-    while remaining:
-        chunk = sock.recv(min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+    def read(self) -> tuple[Kind, bytes] | None:
+        """The next frame, waiting for it; None at EOF."""
+        while not self.ready:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                return None
+            self.ready = self.decoder.feed(data)
+        return self.ready.pop(0)
 
 
 def write_frame(sock: socket.socket, kind: Kind, payload: bytes) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hybridshop.gateway.context import LambdaContext
-from hybridshop.gateway.frames import Kind, read_frame, write_frame
+from hybridshop.gateway.frames import FrameReader, Kind, write_frame
 
 
 def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -96,7 +96,8 @@ class Runtime:
 
 def serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
-    first = read_frame(sock)
+    reader = FrameReader(sock)
+    first = reader.read()
     if first is None or first[0] is not Kind.SETUP:
         return
     setup: dict[str, Any] = json.loads(first[1])
@@ -115,7 +116,7 @@ def serve(fd: int) -> None:
     write_frame(sock, Kind.READY, str((time.perf_counter() - started) * 1000).encode())
     while True:
         try:
-            frame = read_frame(sock)
+            frame = reader.read()
         except OSError:
             return
         if frame is None:
