@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hybridshop import settings
+from hybridshop.cli.clock import seconds_since_launch
 
 if TYPE_CHECKING:
     from hybridshop.gateway.server import LocalGateway
@@ -133,6 +134,9 @@ def up(
             _start_replicator(stack, database.dsn)
 
         _print_urls(stack)
+        console.print(
+            f"ready in {seconds_since_launch():.1f} s (from launch to every port answering)"
+        )
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
         stop_event.wait()
         console.print("\nstopping...")
