@@ -12,8 +12,9 @@ import threading
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from hybridshop.web.app import EXTENSION, ShopState, create_app
+from hybridshop.web.app import create_app
 from hybridshop.web.settings import WebSettings
+from hybridshop.web.state import EXTENSION, ShopState
 
 LOCAL_AUDIENCE = "hybridshop-api"
 

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from hybridshop.web.api_client import ApiError
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
