@@ -15,6 +15,14 @@ DEFAULT_DASHBOARD_PORT = 8090
 DEFAULT_PG_PORT = 55432  # away from a system PostgreSQL on 5432
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DB_NAME = "hybridshop"
+DEFAULT_CONCURRENCY = 8  # warm execution environments per function in the local gateway
+
+# Identities of the local stand-ins; each side must use the same string.
+# The API's JWT audience: what the local authorizer accepts and the shop asks tokens for.
+LOCAL_API_AUDIENCE = "hybridshop-api"
+# The shop's service account: the identity the local metadata server's ID tokens carry, and
+# what the functions' ALLOWED_CALLERS lets in locally (on GCP, the Cloud Run service account).
+LOCAL_SERVICE_ACCOUNT = "shop@hybridshop.local"
 
 
 def state_dir() -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,7 +45,7 @@ class Running:
 
     proc: subprocess.Popen[bytes]
     ports: Ports
-    cwd: Path
+    state: Path  # the state folder (``.hybridshop`` of the folder `up` runs in)
     log: Path
     ready_s: float  # launch -> both ports answering
     pids: set[int] = field(default_factory=set)  # its descendants and the postmaster, seen alive
@@ -100,8 +101,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def postmaster_pid(cwd: Path) -> int | None:
-    pid_file = cwd / ".hybridshop" / "postgres" / "data" / "postmaster.pid"
+def postmaster_pid(state: Path) -> int | None:
+    pid_file = state / "postgres" / "data" / "postmaster.pid"
     try:
         return int(pid_file.read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
@@ -109,25 +110,33 @@ def postmaster_pid(cwd: Path) -> int | None:
 
 
 def start_up(
-    command: Sequence[str],
+    command: Sequence[str] | str,
     cwd: Path,
-    ports: Ports,
+    ports: Ports | None = None,
     *,
     env: dict[str, str] | None = None,
+    state: Path | None = None,
     user: int | None = None,
     group: int | None = None,
     timeout: float = 120,
 ) -> Running:
-    """Launch ``command`` (``hybridshop up`` with the ports) in ``cwd`` and wait until the API's
-    ``GET /products`` and the shop's page both answer 200."""
+    """Launch ``command`` in ``cwd`` and wait until the API's ``GET /products`` and the shop's
+    page both answer 200. A list is ``hybridshop up`` (the ports' options are added); a string
+    is a shell command line run as typed (default ports). ``state``: ``HYBRIDSHOP_HOME``
+    (default: ``.hybridshop`` in ``cwd``)."""
     env = dict(os.environ if env is None else env)
     for name in ("DATABASE_URL", "HYBRIDSHOP_HOME", "HYBRIDSHOP_API_PORT", "HYBRIDSHOP_WEB_PORT"):
         env.pop(name, None)
+    if state is not None:
+        env["HYBRIDSHOP_HOME"] = str(state)
+    ports = ports or Ports()
+    argv = ["bash", "-c", command] if isinstance(command, str) else [*command, *ports.args()]
     log = Path(tempfile.mkstemp(prefix="hybridshop-up-", suffix=".log")[1])
     with log.open("wb") as out:
         started = time.perf_counter()
+        # Its own session, like a terminal's foreground job: Ctrl-C goes to the whole group.
         proc = subprocess.Popen(
-            [*command, *ports.args()],
+            argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -136,8 +145,9 @@ def start_up(
             user=user,
             group=group,
             extra_groups=[] if user is not None else None,
+            start_new_session=True,
         )
-    running = Running(proc, ports, cwd, log, ready_s=0.0)
+    running = Running(proc, ports, state or cwd / ".hybridshop", log, ready_s=0.0)
     api, shop = f"http://{HOST}:{ports.api}/products", f"http://{HOST}:{ports.web}/"
     api_ok = web_ok = False
     deadline = started + timeout
@@ -153,21 +163,22 @@ def start_up(
             time.sleep(0.02)
     running.ready_s = time.perf_counter() - started
     running.pids = _children_of(proc.pid)
-    postmaster = postmaster_pid(cwd)
+    postmaster = postmaster_pid(running.state)
     if postmaster is not None:
         running.pids.add(postmaster)
     return running
 
 
 def stop(running: Running, timeout: float = 60) -> str:
-    """Ctrl-C (SIGINT) as a terminal sends it, wait for the exit; return the output."""
+    """Ctrl-C as a terminal sends it (SIGINT to the foreground process group), wait for the
+    exit; return the output."""
     running.pids |= _children_of(running.proc.pid)
     if running.proc.poll() is None:
-        running.proc.send_signal(signal.SIGINT)
+        os.killpg(running.proc.pid, signal.SIGINT)
     try:
         running.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        running.proc.kill()
+        os.killpg(running.proc.pid, signal.SIGKILL)
         running.proc.wait()
         raise AssertionError(
             f"`up` ignored SIGINT for {timeout:.0f} s:\n{running.output()}"
@@ -193,31 +204,38 @@ def check_stopped_clean(running: Running) -> str:
     assert not left, f"left running after Ctrl-C: {left}\n{output}"
     for port in (running.ports.api, running.ports.web, running.ports.pg):
         assert _answer(f"http://{HOST}:{port}/") is None, f"port {port} still answers"
-    assert postmaster_pid(running.cwd) is None, "postmaster.pid remains: PostgreSQL not stopped"
+    assert postmaster_pid(running.state) is None, "postmaster.pid remains: PostgreSQL not stopped"
     return output
+
+
+def reported_start_up(output: str) -> str:
+    """The start-up time `up` reports itself (from its own launch)."""
+    found = re.search(r"ready in ([0-9.]+) s", output)
+    return f"{found.group(1)} s" if found else "not reported"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.cli.quickstart",
-        description="Start `hybridshop up` in a folder, wait for GET /products and the shop "
-        "page, stop it with SIGINT, check nothing is left behind; print the start-up time.",
+        description="Run a command that starts `hybridshop up` (default ports), wait for "
+        "GET /products and the shop page, stop it with Ctrl-C (SIGINT to its process group), "
+        "check that no process and no PostgreSQL server is left behind; print the times.",
     )
-    parser.add_argument("--hybridshop", required=True, help="the hybridshop program to run")
-    parser.add_argument("--cwd", required=True, type=Path, help="folder to run `up` in")
-    parser.add_argument("--runs", type=int, default=2, help="runs in the same folder (reuse)")
+    parser.add_argument("command", help="shell command line, e.g. the README's quick start")
+    parser.add_argument("--cwd", required=True, type=Path, help="folder to run it in")
+    parser.add_argument("--state", type=Path, help="HYBRIDSHOP_HOME (default: CWD/.hybridshop)")
+    parser.add_argument("--label", default="up", help="name of this run in the report")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for ports")
     args = parser.parse_args(argv)
-    args.cwd.mkdir(parents=True, exist_ok=True)
-    for run in range(args.runs):
-        running = start_up([args.hybridshop, "up"], args.cwd, Ports())
-        products = get_json(f"http://{HOST}:3000/products")
-        assert products["items"], "the demo catalog is empty"
-        check_stopped_clean(running)
-        state = "fresh" if run == 0 else "reused"
-        print(
-            f"quickstart: {state} state: both ports answered {running.ready_s:.2f} s after launch"
-        )
-    print("quickstart: Ctrl-C left no process and no PostgreSQL server behind")
+    running = start_up(args.command, args.cwd, state=args.state, timeout=args.timeout)
+    products = get_json(f"http://{HOST}:{running.ports.api}/products")
+    assert products["items"], "the demo catalog is empty"
+    output = check_stopped_clean(running)
+    print(
+        f"quickstart [{args.label}]: both ports answered {running.ready_s:.2f} s after the "
+        f"command started; `up` reports ready {reported_start_up(output)} after its launch; "
+        "Ctrl-C left no process and no PostgreSQL server behind"
+    )
     return 0
 
 

@@ -31,7 +31,7 @@ def _ports() -> Ports:
 
 
 def _owner_of_postmaster(running: Running) -> str:
-    pid = (running.cwd / ".hybridshop" / "postgres" / "data" / "postmaster.pid").read_text()
+    pid = (running.state / "postgres" / "data" / "postmaster.pid").read_text()
     uid = Path(f"/proc/{pid.split()[0]}").stat().st_uid
     return pwd.getpwuid(uid).pw_name
 

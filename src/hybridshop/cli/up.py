@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 console = Console()
 
-LOCAL_CALLER = "shop@hybridshop.local"  # the identity the local issuer gives the shop
-API_AUDIENCE = "hybridshop-api"
-
 
 @dataclass
 class Stack:
@@ -65,7 +62,11 @@ def up(
         help="Embedded PostgreSQL port.",
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", min=1, max=64, help="Warm environments per function."
+        settings.DEFAULT_CONCURRENCY,
+        "--concurrency",
+        min=1,
+        max=64,
+        help="Warm environments per function.",
     ),
     auth: bool = typer.Option(
         False,
@@ -124,7 +125,7 @@ def up(
                 host,
                 web_port,
                 # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
-                audience=API_AUDIENCE,
+                audience=settings.LOCAL_API_AUDIENCE,
                 metadata_url=f"{gateway.issuer_url}/metadata",
             )
             stack.stops.append(("web shop", shop.stop))
@@ -153,14 +154,14 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
     env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
     if auth:
-        env["ALLOWED_CALLERS"] = LOCAL_CALLER
+        env["ALLOWED_CALLERS"] = settings.LOCAL_SERVICE_ACCOUNT
     gateway = LocalGateway(
         GatewayConfig(
             host=host,
             port=port,
             env=env,
             concurrency=concurrency,
-            authorizer=JwtAuthorizerConfig.local((API_AUDIENCE,)) if auth else None,
+            authorizer=JwtAuthorizerConfig.local() if auth else None,
             local_issuer=True,
             quiet=True,
         )

@@ -51,7 +51,7 @@ from hybridshop.gateway.http11 import (
     RequestParser,
     serialize_response,
 )
-from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
+from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, LocalIssuer
 from hybridshop.gateway.loop import Loop, SocketWriter
 from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
@@ -91,7 +91,7 @@ class GatewayConfig:
     host: str = settings.DEFAULT_HOST
     port: int = settings.DEFAULT_API_PORT  # 0: pick a free port
     env: dict[str, str] = field(default_factory=dict)  # environment of every function
-    concurrency: int = 8  # execution environments per function
+    concurrency: int = settings.DEFAULT_CONCURRENCY  # execution environments per function
     functions: tuple[FunctionSpec, ...] = FUNCTIONS
     authorizer: JwtAuthorizerConfig | None = None  # JwtAuthorizerConfig.local() with local_issuer
     local_issuer: bool = False
@@ -707,7 +707,7 @@ class LocalGateway:
                 return _text(400, "non-empty audience parameter required\n")
             return _text(200, issuer.issue(audience))
         if path == "/computeMetadata/v1/instance/service-accounts/default/email":
-            return _text(200, SERVICE_ACCOUNT)
+            return _text(200, settings.LOCAL_SERVICE_ACCOUNT)
         return _text(404, "Not Found\n")
 
 

@@ -16,8 +16,6 @@ from hybridshop.web.app import create_app
 from hybridshop.web.settings import WebSettings
 from hybridshop.web.state import EXTENSION, ShopState
 
-LOCAL_AUDIENCE = "hybridshop-api"
-
 
 class _QuietHandler(WSGIRequestHandler):
     """No per-request access lines: ``hybridshop up`` keeps its terminal readable."""
