@@ -28,7 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from hybridshop.db.embedded import _reachable_by
+from hybridshop.db.embedded import reachable_by
+
+# `hybridshop web` runs against the shop's fixtures: the real gateway and functions, a catalog.
+from web.conftest import catalog, gateway  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SITE = Path(sysconfig.get_paths()["purelib"])
@@ -85,7 +88,7 @@ def interpreter_for(user: pwd.struct_passwd) -> Path | None:
     private (pyenv under /root), else the system's."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (Path(sys.executable).resolve(), Path("/usr/bin") / version):
-        if candidate.is_file() and _reachable_by(candidate.parent, user.pw_uid, user.pw_gid):
+        if candidate.is_file() and reachable_by(candidate.parent, user.pw_uid, user.pw_gid):
             return candidate
     return None
 
@@ -108,7 +111,7 @@ def make_venv(
         _pip(venv, "--no-deps", "-e", str(ROOT))
     else:
         _pip(venv, "--no-deps", "--no-index", str(wheels.hybridshop))
-    if reader is None or _reachable_by(DEV_SITE, reader.pw_uid, reader.pw_gid):
+    if reader is None or reachable_by(DEV_SITE, reader.pw_uid, reader.pw_gid):
         (venv.site_packages() / "zz_dev_dependencies.pth").write_text(f"{DEV_SITE}\n")
     else:
         _pip(venv, str(wheels.hybridshop))  # resolve every dependency from the registry

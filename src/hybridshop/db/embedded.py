@@ -87,7 +87,7 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _reachable_by(path: Path, uid: int, gid: int) -> bool:
+def reachable_by(path: Path, uid: int, gid: int) -> bool:
     """True if the user ``uid`` can traverse every folder down to ``path`` (and ``path``)."""
     for folder in [path, *path.parents]:
         st = folder.stat()
@@ -250,7 +250,7 @@ def make_traversable(path: Path, uid: int, gid: int) -> list[str]:
     entry for that user alone, or o+x where ACLs are not supported. Returns what changed."""
     changed = []
     for folder in reversed([path, *path.parents]):
-        if _reachable_by(folder, uid, gid):
+        if reachable_by(folder, uid, gid):
             continue
         try:
             if not sys.platform.startswith("linux"):
@@ -302,7 +302,7 @@ class EmbeddedPostgres:
         if not _is_root():
             return src
         entry = _ensure_service_user()
-        if _reachable_by(src, entry.pw_uid, entry.pw_gid):
+        if reachable_by(src, entry.pw_uid, entry.pw_gid):
             return src
         self.base_dir.mkdir(parents=True, exist_ok=True)
         target, fresh = install_runtime(src, self.base_dir / "pg-runtime")
