@@ -61,9 +61,9 @@ def api(
     from rich.console import Console
     from rich.table import Table
 
+    from hybridshop.db.local import ensure_database
     from hybridshop.gateway.authorizer import JwtAuthorizerConfig
     from hybridshop.gateway.server import GatewayConfig, LocalGateway
-    from hybridshop.stack import ensure_database
 
     console = Console(stderr=True)
     if auth is AuthMode.local and jwt_issuer:

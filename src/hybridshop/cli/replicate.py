@@ -21,7 +21,7 @@ def _default_duckdb() -> Path:
 
 
 def _source_dsn(pg_port: int | None) -> str:
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     return ensure_database(pg_port).dsn
 

@@ -84,7 +84,7 @@ def up(
     ),
 ) -> None:
     """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream."""
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     stack = Stack()
     stop_event = threading.Event()
@@ -94,7 +94,7 @@ def up(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from hybridshop.stack import embedded_server
+        from hybridshop.db.local import embedded_server
 
         was_running = not os.environ.get("DATABASE_URL") and embedded_server(pg_port).is_running()
         with console.status(

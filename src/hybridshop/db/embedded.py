@@ -277,8 +277,6 @@ class EmbeddedPostgres:
     database: str = DEFAULT_DB_NAME
     user: str = "postgres"
     _bin_dir: Path | None = field(default=None, init=False, repr=False, compare=False)
-    # Folders whose permissions were widened for the service user (reported by the CLI).
-    permission_changes: list[str] = field(default_factory=list, init=False, compare=False)
 
     @property
     def data_dir(self) -> Path:
@@ -322,7 +320,6 @@ class EmbeddedPostgres:
         """Say which folders were opened to the service user: the user did not ask for it."""
         for change in changes:
             log.warning("to let %s (PostgreSQL) reach its files: %s", SERVICE_USER, change)
-        self.permission_changes += changes
 
     def _run(self, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -355,7 +352,7 @@ class EmbeddedPostgres:
             for path in (self.base_dir, self.data_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
             self.data_dir.chmod(0o700)
-            self.permission_changes += make_traversable(self.base_dir, entry.pw_uid, entry.pw_gid)
+            self._note_permissions(make_traversable(self.base_dir, entry.pw_uid, entry.pw_gid))
         result = self._run(
             [
                 str(bin_dir / "initdb"),
