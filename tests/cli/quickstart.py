@@ -226,8 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, help="HYBRIDSHOP_HOME (default: CWD/.hybridshop)")
     parser.add_argument("--label", default="up", help="name of this run in the report")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for ports")
+    parser.add_argument(
+        "--ports",
+        default="3000,8080,55432",
+        help="API, shop and PostgreSQL ports the command uses (default: up's defaults)",
+    )
     args = parser.parse_args(argv)
-    running = start_up(args.command, args.cwd, state=args.state, timeout=args.timeout)
+    api, web, pg = (int(p) for p in args.ports.split(","))
+    running = start_up(
+        args.command, args.cwd, Ports(api, web, pg), state=args.state, timeout=args.timeout
+    )
     products = get_json(f"http://{HOST}:{running.ports.api}/products")
     assert products["items"], "the demo catalog is empty"
     output = check_stopped_clean(running)
