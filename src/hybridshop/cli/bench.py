@@ -75,3 +75,17 @@ def bench_cdc(
     )
     typer.echo(markdown(result))
     typer.echo(f"written to {out}")
+
+
+@app.command("bi")
+def bench_bi(
+    orders: int = typer.Option(1_000_000, "--orders", help="Orders in the synthetic warehouse."),
+    runs: int = typer.Option(15, "--runs", "-n", help="Measured runs of each tile."),
+    out: Path = typer.Option(RESULTS_DIR / "bi.json", "--out", help="Where to write the JSON."),
+) -> None:
+    """Dashboard tiles (LookML compiled to DuckDB) vs hand-written DuckDB SQL, same run."""
+    from hybridshop.bench.bi import run_bi_bench, summary
+
+    result = run_bi_bench(orders=orders, runs=runs, out=out, progress=typer.echo)
+    typer.echo(summary(result))
+    typer.echo(f"written to {out}")

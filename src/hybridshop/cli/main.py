@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.cli import api, bench, db, replicate, up
+from hybridshop.cli import api, bench, dashboards, db, replicate, up
 from hybridshop.cli import package as package_cmd
 from hybridshop.cli import web as web_cmd
 
@@ -31,6 +31,7 @@ app.add_typer(replicate.app, name="replicate")
 app.add_typer(db.app, name="db")
 app.command("package")(package_cmd.package)
 app.add_typer(bench.app, name="bench")
+app.add_typer(dashboards.app, name="dashboards")
 
 
 def main() -> None:

@@ -77,6 +77,15 @@ def up(
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate", help="Start the local Datastream."
     ),
+    dashboards: bool = typer.Option(
+        True, "--dashboards/--no-dashboards", help="Serve the Looker dashboards (LookML, local)."
+    ),
+    dashboard_port: int = typer.Option(
+        settings.DEFAULT_DASHBOARD_PORT,
+        "--dashboard-port",
+        envvar="HYBRIDSHOP_DASHBOARD_PORT",
+        help="Dashboards port.",
+    ),
     keep_db: bool = typer.Option(
         False,
         "--keep-db",
@@ -134,6 +143,9 @@ def up(
         if replicate:
             _start_replicator(stack, database.dsn)
 
+        if dashboards:
+            _start_dashboards(stack, host, dashboard_port, replicate)
+
         _print_urls(stack)
         console.print(
             f"ready in {seconds_since_launch():.1f} s (from launch to every port answering)"
@@ -183,6 +195,28 @@ def _start_replicator(stack: Stack, dsn: str) -> None:
             str(snapshot_path_for(warehouse)),
             "Datastream -> BigQuery",
         )
+    )
+
+
+def _start_dashboards(stack: Stack, host: str, port: int, replicating: bool) -> None:
+    from hybridshop.analytics.render import start_dashboards
+    from hybridshop.datastream.service import snapshot_path_for
+
+    warehouse = settings.state_dir() / "warehouse.duckdb"
+    # the replicator owns warehouse.duckdb: the dashboards read its read copy (about 1 s old)
+    try:
+        server = start_dashboards(
+            snapshot_path_for(warehouse) if replicating else warehouse, host, port
+        )
+    except OSError as exc:  # the rest of the stack is still useful: say so and go on
+        console.print(
+            f"[yellow]dashboards not started: cannot listen on {host}:{port} ({exc.strerror}); "
+            "pass --dashboard-port, or serve them later with `hybridshop dashboards serve`[/]"
+        )
+        return
+    stack.stops.append(("dashboards", server.stop))
+    stack.urls.append(
+        ("Dashboards (the LookML, rendered locally)", server.url, "Looker on BigQuery")
     )
 
 

@@ -1,0 +1,1 @@
+"""Analytics: the Looker project compiled to BigQuery SQL and run locally on DuckDB."""
