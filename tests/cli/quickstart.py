@@ -32,10 +32,12 @@ class Ports:
     api: int = 3000
     web: int = 8080
     pg: int = 55432
+    dashboards: int = 8090
 
     def args(self) -> list[str]:
         return [
             "--api-port", str(self.api), "--web-port", str(self.web), "--pg-port", str(self.pg),
+            "--dashboard-port", str(self.dashboards),
         ]  # fmt: skip
 
 
@@ -202,7 +204,8 @@ def check_stopped_clean(running: Running) -> str:
     assert running.proc.returncode == 0, f"`up` exited with {running.proc.returncode}:\n{output}"
     left = leftovers(running)
     assert not left, f"left running after Ctrl-C: {left}\n{output}"
-    for port in (running.ports.api, running.ports.web, running.ports.pg):
+    ports = running.ports
+    for port in (ports.api, ports.web, ports.pg, ports.dashboards):
         assert _answer(f"http://{HOST}:{port}/") is None, f"port {port} still answers"
     assert postmaster_pid(running.state) is None, "postmaster.pid remains: PostgreSQL not stopped"
     return output
@@ -228,14 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for ports")
     parser.add_argument(
         "--ports",
-        default="3000,8080,55432",
-        help="API, shop and PostgreSQL ports the command uses (default: up's defaults)",
+        default="3000,8080,55432,8090",
+        help="API, shop, PostgreSQL and dashboards ports the command uses (up's defaults)",
     )
     args = parser.parse_args(argv)
-    api, web, pg = (int(p) for p in args.ports.split(","))
-    running = start_up(
-        args.command, args.cwd, Ports(api, web, pg), state=args.state, timeout=args.timeout
-    )
+    ports = Ports(*(int(p) for p in args.ports.split(",")))
+    running = start_up(args.command, args.cwd, ports, state=args.state, timeout=args.timeout)
     products = get_json(f"http://{HOST}:{running.ports.api}/products")
     assert products["items"], "the demo catalog is empty"
     output = check_stopped_clean(running)

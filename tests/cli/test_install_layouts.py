@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def _ports() -> Ports:
-    return Ports(api=free_port(), web=free_port(), pg=free_port())
+    return Ports(api=free_port(), web=free_port(), pg=free_port(), dashboards=free_port())
 
 
 def _owner_of_postmaster(running: Running) -> str:
