@@ -126,3 +126,25 @@ def test_runtime_copy_keeps_the_wheels_relative_layout(tmp_path: Path) -> None:
         libpq = next(line for line in ldd.splitlines() if "libpq" in line)
         assert str(tmp_path / "rt") in str(Path(libpq.split("=>")[1].split()[0]).resolve())
     assert install_runtime(src, tmp_path / "rt") == (bin_dir, False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service user exists only when run as root")
+def test_server_restarts_after_a_folder_on_the_way_was_closed_again() -> None:
+    """pytest resets its temp root to 0700 at each session start (dropping the ACL mask);
+    the server must still stop and start: access is checked before each command."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="hybridshop-reclosed-"))
+    server = EmbeddedPostgres(base_dir=top / "home" / "pg", port=free_port(), database="shop")
+    try:
+        (top / "home").mkdir()
+        (top / "home").chmod(0o700)
+        server.start()
+        server.stop()
+        (top / "home").chmod(0o700)  # what pytest does to /tmp/pytest-of-root
+        assert server.start() == server.dsn()
+        assert server.is_running()
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(top)

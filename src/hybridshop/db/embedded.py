@@ -326,6 +326,10 @@ class EmbeddedPostgres:
         if _is_root():
             entry = _ensure_service_user()
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+            # Checked before every command, not once: something else may close a folder on the
+            # way again (pytest, for one, resets its temp root to 0700 at each session start).
+            if self.base_dir.exists():
+                self._note_permissions(make_traversable(self.base_dir, entry.pw_uid, entry.pw_gid))
         return subprocess.run(  # type: ignore[call-overload]
             args,
             check=False,
