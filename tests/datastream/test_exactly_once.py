@@ -26,7 +26,7 @@ from .conftest import (
     source_rows,
     wait_caught_up,
 )
-from .test_merge import assert_same, random_workload
+from .test_merge import assert_same, assert_verified, random_workload
 
 
 def _load(dsn: str, stop: threading.Event, seed: int) -> None:
@@ -58,6 +58,24 @@ def _load(dsn: str, stop: threading.Event, seed: int) -> None:
     conn.close()
 
 
+def _wait_slot_active(stream: Stream, proc: subprocess.Popen[bytes], log: Path) -> None:
+    conn = psycopg2.connect(stream.dsn)
+    conn.autocommit = True
+    deadline = time.monotonic() + 60
+    with conn.cursor() as cur:
+        while True:
+            cur.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (stream.slot,)
+            )
+            row = cur.fetchone()
+            if row is not None and row[0]:
+                break
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the replicator never started streaming"
+            time.sleep(0.05)
+    conn.close()
+
+
 def _kill_loop(stream: Stream, mode: str, tmp_path: Path, kills: int) -> None:
     stop = threading.Event()
     writer = threading.Thread(target=_load, args=(stream.dsn, stop, 7), daemon=True)
@@ -66,8 +84,12 @@ def _kill_loop(stream: Stream, mode: str, tmp_path: Path, kills: int) -> None:
     args = ("--slot", stream.slot, "--mode", mode, "--commit-interval", "0.05")
     log = tmp_path / "replicator.log"
     try:
-        for _ in range(kills):
+        for kill in range(kills):
             proc = spawn_replicator(stream.dsn, stream.duckdb_path, *args, log_file=log)
+            if kill == 0:
+                # On a busy machine every run could die before its backfill commits and
+                # nothing would be streamed: let the first one reach the stream.
+                _wait_slot_active(stream, proc, log)
             time.sleep(rng.uniform(0.3, 1.2))  # sometimes mid-backfill, mostly mid-stream
             assert proc.poll() is None, log.read_text()[-2000:]
             os.kill(proc.pid, signal.SIGKILL)
@@ -89,12 +111,14 @@ def test_sigkill_merge_mode_converges(stream: Stream, tmp_path: Path) -> None:
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert len(src) > 100
     assert dest_rows(stream.duckdb_path, "public_products", PRODUCT_COLUMNS) == src
+    assert_verified(stream)
 
 
 def test_sigkill_append_only_has_no_duplicate_changes(stream: Stream, tmp_path: Path) -> None:
     _kill_loop(stream, "append-only", tmp_path, kills=10)
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert replay_append_log(stream.duckdb_path, "public_products", PRODUCT_COLUMNS, "id") == src
+    assert_verified(stream)  # compares the latest change per key
     con = duckdb.connect(str(stream.duckdb_path), read_only=True)
     dup = con.execute(
         "SELECT count(*) FROM (SELECT id, datastream_metadata.change_sequence_number, "
@@ -156,6 +180,7 @@ def test_backfill_while_writes_continue(stream: Stream) -> None:
     assert handle.status()["backfill_rows"] > 0
     src = source_rows(stream.dsn, "products", PRODUCT_COLUMNS)
     assert dest_rows(stream.duckdb_path, "public_products", PRODUCT_COLUMNS) == src
+    assert_verified(stream)
 
 
 def test_module_entry_point_reports_prerequisite_errors(stream: Stream) -> None:

@@ -7,6 +7,7 @@ import random
 import psycopg2
 
 from hybridshop.datastream.service import start_replicator
+from hybridshop.datastream.verify import VerifyOptions, verify
 
 from .conftest import (
     ORDER_COLUMNS,
@@ -83,6 +84,15 @@ def assert_same(stream: Stream) -> None:
     assert dest_rows(stream.duckdb_path, "public_orders", ORDER_COLUMNS) == source_rows(
         stream.dsn, "orders", ORDER_COLUMNS
     )
+    assert_verified(stream)
+
+
+def assert_verified(stream: Stream) -> None:
+    """`hybridshop replicate verify` agrees: a full match, every source row compared."""
+    report = verify(stream.dsn, stream.duckdb_path, VerifyOptions(slot=stream.slot, chunk_rows=50))
+    assert report.ok, report.as_dict()
+    for table in report.tables:
+        assert table.source_rows == table.warehouse_rows and table.unsettled == 0, table
 
 
 def test_backfill_then_random_workload_mirrors_source(stream: Stream) -> None:

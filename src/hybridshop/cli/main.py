@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.cli import api, bench, dashboards, db, replicate, up
+from hybridshop.cli import api, bench, dashboards, db, replicate, simulate, up
 from hybridshop.cli import package as package_cmd
 from hybridshop.cli import web as web_cmd
 
@@ -30,6 +30,7 @@ app.command("web")(web_cmd.web)
 app.add_typer(replicate.app, name="replicate")
 app.add_typer(db.app, name="db")
 app.command("package")(package_cmd.package)
+app.command("simulate")(simulate.simulate)
 app.add_typer(bench.app, name="bench")
 app.add_typer(dashboards.app, name="dashboards")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -105,12 +106,14 @@ def status(
 
     from hybridshop.datastream.status import gather_status
 
-    info = gather_status(_source_dsn(pg_port), duckdb_path or _default_duckdb(), slot)
+    path = duckdb_path or _default_duckdb()
+    info = gather_status(_source_dsn(pg_port), path, slot, path.parent / "logs" / "replicator.log")
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     src, dst = info["source"], info["destination"]
     lines = [f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"]
+    lines += _replicator_lines(src.get("replicator"))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -120,3 +123,74 @@ def status(
     for table, count in dst.get("rows", {}).items():
         lines.append(f"rows {table:<15} {count}")
     typer.echo("\n".join(lines))
+
+
+def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
+    """Whether a replicator holds the slot (and, when none does, its last words)."""
+    if rep is None:
+        return []
+    if rep["running"]:
+        return [
+            f"replicator           running ({rep['application']}, server pid "
+            f"{rep['walsender_pid']}, since {rep['since']})"
+        ]
+    out = ["replicator           NOT RUNNING (the slot is inactive: changes pile up in the WAL)"]
+    last = rep.get("last_output") or []
+    if last:
+        out.append(f"last output          {rep['log']}:")
+        out += [f"  {line}" for line in last]
+    return out
+
+
+@app.command("verify")
+def verify(
+    duckdb_path: Path = typer.Option(
+        None, "--duckdb", help="Warehouse [<state>/warehouse.duckdb]."
+    ),
+    slot: str = typer.Option(DEFAULT_SLOT, "--slot", help="Whose applied LSN to compare at."),
+    publication: str = typer.Option(
+        None, "--publication", help="Publication to compare (default: the warehouse's own)."
+    ),
+    dataset_prefix: str = typer.Option("", "--dataset-prefix", help="Per-schema layout prefix."),
+    table: list[str] = typer.Option([], "--table", help="Only this table (repeatable)."),
+    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a running replicator."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    pg_port: int = typer.Option(
+        None, "--pg-port", help="Embedded PostgreSQL port (ignored with DATABASE_URL)."
+    ),
+) -> None:
+    """Compare source and warehouse row by row (counts, then hashes by key range); exit 1 on a
+    difference, 2 if the check cannot run."""
+    from rich.console import Console
+
+    from hybridshop.datastream import verify as check
+
+    options = check.VerifyOptions(
+        slot=slot,
+        publication=publication,
+        dataset_prefix=dataset_prefix,
+        wait_timeout_s=wait,
+        tables=tuple(table),
+    )
+    try:
+        with Console(stderr=True).status(
+            "comparing the source with the warehouse (counts, then row hashes by key range)..."
+        ):
+            report = check.verify(_verify_dsn(pg_port), duckdb_path or _default_duckdb(), options)
+    except check.VerifyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        check.render(report, Console())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _verify_dsn(pg_port: int | None) -> str:
+    """The source to compare with, read-only: never migrated or seeded."""
+    from hybridshop.db.local import ensure_database
+
+    return ensure_database(pg_port, migrate=False, seed=False).dsn

@@ -4,14 +4,22 @@ Starts (or reuses) PostgreSQL, migrates, seeds an empty catalog, then serves the
 functions behind the local API Gateway, the Flask shop, and the local Datastream
 replicator. Ctrl-C stops everything it started; the data stays in the state directory, so
 running ``up`` again picks up where it left off.
+
+Everything it starts is supervised (``supervisor``): a component that dies is reported at
+once with the last lines of its output and restarted with backoff; after 5 failures in 60 s
+it is given up on. Giving up on PostgreSQL or the API stops ``up`` with exit code 1 (nothing
+works without them); giving up on the shop, the replicator or the dashboards keeps the rest
+serving and the status says FAILED. The replicator runs as a child process (``python -m hybridshop.datastream``,
+log in ``<state>/logs/replicator.log``): a crash, even ``kill -9``, costs nothing, since it
+resumes exactly once from its slot. PostgreSQL from ``DATABASE_URL`` is not ours to restart.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,8 +29,16 @@ from rich.table import Table
 
 from hybridshop import settings
 from hybridshop.cli.clock import seconds_since_launch
+from hybridshop.cli.supervisor import (
+    DaemonComponent,
+    Event,
+    ProcessComponent,
+    Supervisor,
+    ThreadComponent,
+)
 
 if TYPE_CHECKING:
+    from hybridshop.db.embedded import EmbeddedPostgres
     from hybridshop.gateway.server import LocalGateway
 
 console = Console()
@@ -30,18 +46,29 @@ console = Console()
 
 @dataclass
 class Stack:
-    """What ``up`` started, in start order, so it can stop them in reverse."""
+    """What ``up`` started: the supervisor holds the components (in start order, stopped in
+    reverse), ``urls`` what the table shows."""
 
-    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(report=self._report)
+
+    def _report(self, event: Event) -> None:
+        """Print a supervision event the moment it happens, then the state of everything."""
+        style = _STYLE.get(event.kind, "")
+        console.print(
+            f"[{style}]{event.component}: {event.kind}[/] {event.message}", highlight=False
+        )
+        for line in event.output.splitlines():
+            console.print("    " + line, style="dim", markup=False, highlight=False)
+        if event.kind in ("restarting", "restarted", "recovered", "gave-up", "still-failed"):
+            states = ", ".join(f"{name} {state}" for name, state, _ in self.supervisor.status())
+            console.print(f"[bold]status:[/] {states}", highlight=False)
 
     def stop_all(self) -> None:
-        for name, stop in reversed(self.stops):
-            try:
-                stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                console.print(f"[yellow]while stopping {name}: {exc}[/]")
-        self.stops.clear()
+        self.supervisor.stop_all()
 
 
 def up(
@@ -97,6 +124,7 @@ def up(
 
     stack = Stack()
     stop_event = threading.Event()
+    ok = True
 
     def _on_signal(signum: int, frame: object) -> None:
         stop_event.set()
@@ -112,15 +140,23 @@ def up(
             database = ensure_database(pg_port)
         if database.server is not None:
             stack.urls.append(("PostgreSQL (embedded)", database.dsn, "Amazon RDS for PostgreSQL"))
-            if not keep_db and not was_running:
-                stack.stops.append(("PostgreSQL", database.server.stop))
+            owned = not keep_db and not was_running
+            stack.supervisor.start(_postgres(database.server, owned), already_running=True)
         else:
             stack.urls.append(
                 ("PostgreSQL (DATABASE_URL)", _redact(database.dsn), "Amazon RDS for PostgreSQL")
             )
 
-        gateway = _start_gateway(database.dsn, host, api_port, concurrency, auth)
-        stack.stops.append(("API gateway", gateway.stop))
+        gateway_component = ThreadComponent(
+            "API gateway",
+            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth),
+            lambda g: bool(g.is_alive()),
+            threads=("gateway",),
+            essential=True,
+            describe=lambda g: str(g.url),
+        )
+        stack.supervisor.start(gateway_component)
+        gateway: LocalGateway = gateway_component.server
         stack.urls.append(
             ("API (GetProducts, GetItem, AddProduct)", gateway.url, "API Gateway + AWS Lambda")
         )
@@ -129,16 +165,24 @@ def up(
         if web:
             from hybridshop.web.server import start_web
 
-            shop = start_web(
-                gateway.url,
-                host,
-                web_port,
-                # the shop always fetches ID tokens as on Cloud Run; --auth decides if they are checked
-                audience=settings.LOCAL_API_AUDIENCE,
-                metadata_url=f"{gateway.issuer_url}/metadata",
+            api_url, metadata_url = gateway.url, f"{gateway.issuer_url}/metadata"
+            shop_component = ThreadComponent(
+                "web shop",
+                lambda: start_web(
+                    api_url,
+                    host,
+                    web_port,
+                    # the shop always fetches ID tokens as on Cloud Run; --auth decides if
+                    # they are checked
+                    audience=settings.LOCAL_API_AUDIENCE,
+                    metadata_url=metadata_url,
+                ),
+                lambda w: bool(w.is_alive()),
+                threads=("hybridshop-web",),
+                describe=lambda w: str(w.url),
             )
-            stack.stops.append(("web shop", shop.stop))
-            stack.urls.append(("Web shop", shop.url, "Flask on Google Cloud Run"))
+            stack.supervisor.start(shop_component)
+            stack.urls.append(("Web shop", shop_component.server.url, "Flask on Google Cloud Run"))
 
         if replicate:
             _start_replicator(stack, database.dsn)
@@ -151,13 +195,15 @@ def up(
             f"ready in {seconds_since_launch():.1f} s (from launch to every port answering)"
         )
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
-        stop_event.wait()
-        console.print("\nstopping...")
+        ok = stack.supervisor.run(stop_event)
+        console.print("\nstopping..." if ok else "stopping everything...")
     finally:
         stack.stop_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("stopped.")
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
@@ -183,19 +229,53 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
 
 def _start_replicator(stack: Stack, dsn: str) -> None:
-    from hybridshop.datastream.service import snapshot_path_for, start_replicator
+    from hybridshop.datastream.service import snapshot_path_for
 
     warehouse = settings.state_dir() / "warehouse.duckdb"
-    handle = start_replicator(dsn, warehouse)
-    stack.stops.append(("replicator", handle.stop))
+    reader_copy = snapshot_path_for(warehouse)
+    # A child process: a crash (even kill -9) cannot take `up` with it, and the restart
+    # resumes exactly once from the slot (see datastream/replicator.py).
+    args = [sys.executable, "-m", "hybridshop.datastream", "--dsn", dsn]
+    args += ["--duckdb", str(warehouse), "--snapshot", str(reader_copy)]
+    log_file = settings.state_dir() / "logs" / "replicator.log"
+    stack.supervisor.start(ProcessComponent("replicator", args, log_file))
     # Other processes cannot open a DuckDB file that one process writes: they read the copy.
     stack.urls.append(
-        (
-            "Warehouse (DuckDB, read this copy)",
-            str(snapshot_path_for(warehouse)),
-            "Datastream -> BigQuery",
-        )
+        ("Warehouse (DuckDB, read this copy)", str(reader_copy), "Datastream -> BigQuery")
     )
+
+
+def _postgres(server: EmbeddedPostgres, owned: bool) -> DaemonComponent:
+    """The embedded server, supervised through its postmaster.pid (pg_ctl detaches it)."""
+
+    def pid() -> int | None:
+        try:
+            first = (server.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return None
+        return int(first) if first.strip().isdigit() else None
+
+    return DaemonComponent(
+        "PostgreSQL",
+        server.start,
+        pid,
+        server.log_file,
+        stop=server.stop if owned else None,
+        essential=True,
+    )
+
+
+_STYLE = {
+    "started": "dim",
+    "died": "bold red",
+    "start-failed": "red",
+    "gave-up": "bold red",
+    "still-failed": "red",
+    "restarting": "yellow",
+    "restarted": "green",
+    "recovered": "green",
+    "stop-failed": "yellow",
+}
 
 
 def _start_dashboards(stack: Stack, host: str, port: int, replicating: bool) -> None:
@@ -204,19 +284,24 @@ def _start_dashboards(stack: Stack, host: str, port: int, replicating: bool) -> 
 
     warehouse = settings.state_dir() / "warehouse.duckdb"
     # the replicator owns warehouse.duckdb: the dashboards read its read copy (about 1 s old)
+    source = snapshot_path_for(warehouse) if replicating else warehouse
+    component = ThreadComponent(
+        "dashboards",
+        lambda: start_dashboards(source, host, port),
+        lambda d: bool(d.is_alive()),
+        threads=("hybridshop-dashboards",),
+        describe=lambda d: str(d.url),
+    )
     try:
-        server = start_dashboards(
-            snapshot_path_for(warehouse) if replicating else warehouse, host, port
-        )
+        stack.supervisor.start(component)
     except OSError as exc:  # the rest of the stack is still useful: say so and go on
         console.print(
             f"[yellow]dashboards not started: cannot listen on {host}:{port} ({exc.strerror}); "
             "pass --dashboard-port, or serve them later with `hybridshop dashboards serve`[/]"
         )
         return
-    stack.stops.append(("dashboards", server.stop))
     stack.urls.append(
-        ("Dashboards (the LookML, rendered locally)", server.url, "Looker on BigQuery")
+        ("Dashboards (the LookML, rendered locally)", component.server.url, "Looker on BigQuery")
     )
 
 

@@ -1,9 +1,11 @@
 """How other parts of hybridshop run the replicator: in a thread, or as a child process.
 
-``hybridshop up`` calls ``start_replicator``: the replicator runs in a daemon thread of the
-calling process and owns the DuckDB file; readers in the same process use
+``start_replicator`` (benches, tests): the replicator runs in a daemon thread of the calling
+process and owns the DuckDB file; readers in the same process use
 ``handle.reader()`` (a DuckDB cursor on the same database instance, MVCC-consistent and
 fresh), readers in other processes open the snapshot copy (see docs/datastream.md).
+``hybridshop up`` runs the same command ``spawn_replicator`` does, as a supervised child
+process (``cli/supervisor.py``): a crash cannot take ``up`` with it.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def source_status(dsn: str, slot: str) -> dict[str, Any]:
                 "SELECT s.active, s.confirmed_flush_lsn::text, "
                 "pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, "
                 "pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, "
-                "extract(epoch FROM r.flush_lag)::float8, s.wal_status "
+                "extract(epoch FROM r.flush_lag)::float8, s.wal_status, s.active_pid, "
+                "r.application_name, r.backend_start "
                 "FROM pg_replication_slots s LEFT JOIN pg_stat_replication r "
                 "ON r.pid = s.active_pid WHERE s.slot_name = %s",
                 (slot,),
@@ -35,12 +36,18 @@ def source_status(dsn: str, slot: str) -> dict[str, Any]:
     finally:
         conn.close()
     if row is None:
-        return {"slot": slot, "exists": False}
-    active, confirmed, lag_bytes, retained, flush_lag, wal_status = row
+        return {"slot": slot, "exists": False, "replicator": {"running": False}}
+    active, confirmed, lag_bytes, retained, flush_lag, wal_status, pid, app, since = row
     return {
         "slot": slot,
         "exists": True,
         "active": active,
+        # a consumer holds the slot: the server process serving it, and who it is
+        "replicator": (
+            {"running": True, "walsender_pid": pid, "application": app, "since": str(since)}
+            if active
+            else {"running": False}
+        ),
         "confirmed_lsn": confirmed,
         "lag_bytes": lag_bytes,
         # pg_stat_replication clears flush_lag once the consumer has caught up
@@ -99,8 +106,28 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
     return out
 
 
-def gather_status(dsn: str, duckdb_path: Path, slot: str) -> dict[str, Any]:
-    return {
+def last_log_lines(log_file: Path, lines: int = 3) -> list[str]:
+    """The replicator's last output lines (``hybridshop up`` writes <state>/logs/replicator.log):
+    when it is not running, they usually say why it stopped."""
+    try:
+        with log_file.open("rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def gather_status(
+    dsn: str, duckdb_path: Path, slot: str, log_file: Path | None = None
+) -> dict[str, Any]:
+    info = {
         "source": source_status(dsn, slot),
         "destination": destination_status(duckdb_path, slot),
     }
+    replicator = info["source"].get("replicator")
+    if replicator is not None and not replicator["running"] and log_file is not None:
+        replicator["log"] = str(log_file)
+        replicator["last_output"] = last_log_lines(log_file)
+    return info

@@ -343,6 +343,10 @@ class LocalGateway:
                 signal.signal(sig, handler)
             self.stop()
 
+    def is_alive(self) -> bool:
+        """True while the loop thread serves (for ``hybridshop up``'s supervisor)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopped.is_set()
+
     def stop(self) -> None:
         if self._stopped.is_set():
             return

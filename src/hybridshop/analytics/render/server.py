@@ -58,6 +58,10 @@ class DashboardServer:
         finally:
             self._close()
 
+    def is_alive(self) -> bool:
+        """True while the serving thread runs (for ``hybridshop up``'s supervisor)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join(timeout=5)
