@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT
+from hybridshop.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_HOST,
+    DEFAULT_WEB_PORT,
+    LOCAL_API_AUDIENCE,
+)
 
 
 def web(
@@ -26,7 +31,7 @@ def web(
         "",
         "--audience",
         envvar="API_AUDIENCE",
-        help="Send ID tokens for this audience (use hybridshop-api with `hybridshop api --auth local`).",
+        help=f"Send ID tokens for this audience (use {LOCAL_API_AUDIENCE} with `hybridshop api --auth local`).",
     ),
     metadata_url: str = typer.Option(
         "",

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, session
 
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 SESSION_KEY = "seller"
 

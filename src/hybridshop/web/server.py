@@ -13,10 +13,9 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hybridshop.settings import local_metadata_url
-from hybridshop.web.app import EXTENSION, ShopState, create_app
+from hybridshop.web.app import create_app
 from hybridshop.web.settings import WebSettings
-
-LOCAL_AUDIENCE = "hybridshop-api"
+from hybridshop.web.state import EXTENSION, ShopState
 
 
 class _Handler(WSGIRequestHandler):

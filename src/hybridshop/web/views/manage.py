@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from hybridshop.web import sellers
 from hybridshop.web.api_client import ApiError
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
