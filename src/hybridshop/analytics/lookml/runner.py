@@ -52,14 +52,34 @@ def pivot_column(measure: str, pivot_value: tuple[Any, ...]) -> str:
     return "|".join([measure, *("∅" if v is None else str(v) for v in pivot_value)])
 
 
-def connect(warehouse: str | Path) -> Any:
-    """A read-only DuckDB connection in UTC to a warehouse file."""
+ALIAS = "warehouse"  # the attached file's catalog name
+
+
+def open_read_only(path: str | Path) -> Any:
+    """A new in-memory DuckDB with ``path`` attached read-only as its default catalog, in UTC.
+
+    Not ``duckdb.connect(path)``: DuckDB caches database instances by path within a process,
+    so after the file was replaced (the replicator's read copy is, about once a second) that
+    would hand a long-lived process the old copy. An attached file is opened anew each time.
+    """
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    con = duckdb.connect(":memory:")
+    try:
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {literal} AS {ALIAS} (READ_ONLY)")
+        con.execute(f"USE {ALIAS}")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        con.close()
+        raise
     return con
+
+
+def connect(warehouse: str | Path) -> Any:
+    """A read-only DuckDB connection in UTC to a warehouse file (the file as it is now)."""
+    return open_read_only(warehouse)
 
 
 def run_query(compiled: CompiledQuery, warehouse: Any | str | Path) -> QueryResult:
