@@ -54,6 +54,19 @@ def pivot_column(measure: str, pivot_value: tuple[Any, ...]) -> str:
 
 ALIAS = "warehouse"  # the attached file's catalog name
 
+# Every query runs with these. UTC: Looker's connection time zone, formatted times depend on
+# it. preserve_insertion_order = false: every compiled query has an ORDER BY (Looker's shape
+# always sorts), so keeping the scan order through joins and aggregates buys nothing and
+# costs up to half the time of a large GROUP BY (measured: top products 2.0 s -> 0.9 s on
+# 1,000,000 orders).
+SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET preserve_insertion_order = false")
+
+
+def apply_settings(con: Any) -> None:
+    """The session settings every compiled query runs with (idempotent, cheap)."""
+    for statement in SESSION_SETTINGS:
+        con.execute(statement)
+
 
 def open_read_only(path: str | Path) -> Any:
     """A new in-memory DuckDB with ``path`` attached read-only as its default catalog, in UTC.
@@ -69,7 +82,7 @@ def open_read_only(path: str | Path) -> Any:
         literal = "'" + str(path).replace("'", "''") + "'"
         con.execute(f"ATTACH {literal} AS {ALIAS} (READ_ONLY)")
         con.execute(f"USE {ALIAS}")
-        con.execute("SET TimeZone = 'UTC'")
+        apply_settings(con)
         con.execute("SET enable_progress_bar = false")
     except duckdb.Error:
         con.close()
@@ -91,7 +104,7 @@ def run_query(compiled: CompiledQuery, warehouse: Any | str | Path) -> QueryResu
     con: Any = connect(warehouse) if isinstance(warehouse, str | Path) else warehouse
     try:
         if not own:
-            con.execute("SET TimeZone = 'UTC'")
+            apply_settings(con)
         start = time.perf_counter()
         cur = con.execute(compiled.duckdb_sql)
         raw = cur.fetchall()

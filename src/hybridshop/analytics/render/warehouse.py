@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from hybridshop.analytics.lookml.runner import ALIAS, open_read_only
+from hybridshop.analytics.lookml.runner import ALIAS, apply_settings, open_read_only
 
 RETIRE_AFTER_S = 120.0  # a replaced copy still in use after this is closed anyway
 
@@ -159,7 +159,7 @@ class WarehouseFile:
             self._in_use[id(con)] = self._in_use.get(id(con), 0) + 1
         try:
             cur.execute(f"USE {ALIAS}")
-            cur.execute("SET TimeZone = 'UTC'")
+            apply_settings(cur)
             yield cur
         finally:
             cur.close()
