@@ -8,9 +8,11 @@ path), so ``run_query`` opens the file attached read-only instead and sees the n
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from hybridshop.analytics.lookml import Project, compile_query, run_query
 
@@ -47,3 +49,30 @@ def test_run_query_sees_a_replaced_file(project: Project, tmp_path: Path) -> Non
         assert run_query(compiled, str(path)).rows == [{"public_orders.count": 7}]
     finally:
         held.close()
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "text"),
+    [
+        ("minute", "2024-01-07 23:59"),
+        ("hour", "2024-12-31 05"),
+        ("date", "2024-02-29"),
+        ("week", "2024-12-30"),
+        ("month", "2024-10"),
+        ("quarter", "2024-07"),
+    ],
+)
+def test_fill_parses_each_timeframe_as_strptime_does(timeframe: str, text: str) -> None:
+    from hybridshop.analytics.lookml.runner import _FORMATS, _parse
+
+    assert _parse(text, timeframe) == datetime.strptime(text, _FORMATS[timeframe])
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "text"), [("minute", "2024-01-07T23:59"), ("hour", "2024-01-07+05")]
+)
+def test_fill_rejects_text_that_is_not_the_timeframes_format(timeframe: str, text: str) -> None:
+    from hybridshop.analytics.lookml.runner import _parse
+
+    with pytest.raises(ValueError):
+        _parse(text, timeframe)
