@@ -126,7 +126,7 @@ def test_large_values_do_not_overflow(project: Project) -> None:
     )
     con.execute(
         "INSERT INTO public_orders SELECT i, 1 + i % 20000, 1, 'EUR', TIMESTAMP '2024-01-01', "
-        "NULL, 'api', NULL, {'uuid': 'u', 'source_timestamp': 0} FROM range(1, 40001) t(i)"
+        "NULL, 'api', NULL, '', NULL, {'uuid': 'u', 'source_timestamp': 0} FROM range(1, 40001) t(i)"
     )
     compiled = compile_query(
         project,
