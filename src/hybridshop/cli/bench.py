@@ -77,6 +77,39 @@ def bench_cdc(
     typer.echo(f"written to {out}")
 
 
+@app.command("simulate")
+def bench_simulate(
+    rate: float = typer.Option(1000.0, "--rate", help="Asked requests/s of the live measure."),
+    seconds: float = typer.Option(15.0, "--seconds", "-s", help="Duration of the live run."),
+    concurrency: int = typer.Option(16, "--concurrency", help="Simulator workers."),
+    days: int = typer.Option(365, "--backfill-days", help="Days of history in (b)."),
+    rounds: int = typer.Option(3, "--rounds", help="History rounds (median)."),
+    out: Path = typer.Option(
+        RESULTS_DIR / "simulate.json", "--out", help="Where to write the JSON results."
+    ),
+    only: str | None = typer.Option(
+        None, "--only", help="Run one measure (live or backfill); merged into --out."
+    ),
+) -> None:
+    """Simulator purchases/s at --rate 1000 vs the gateway's ceiling for the same request mix;
+    --backfill-days 365 rows/s vs COPY of the same rows."""
+    from hybridshop.bench.simulate import markdown, run_simulate_bench
+
+    if only is not None and only not in ("live", "backfill"):
+        raise typer.BadParameter("must be live or backfill", param_hint="--only")
+    result = run_simulate_bench(
+        rate=rate,
+        seconds=seconds,
+        concurrency=concurrency,
+        days=days,
+        rounds=rounds,
+        out=out,
+        only=only,
+    )
+    typer.echo(markdown(result))
+    typer.echo(f"written to {out}")
+
+
 @app.command("bi")
 def bench_bi(
     orders: int = typer.Option(1_000_000, "--orders", help="Orders in the synthetic warehouse."),
