@@ -127,6 +127,11 @@ def up(
     def _on_signal(signum: int, frame: object) -> None:
         stop_event.set()
 
+    def checkpoint() -> None:
+        """Between start-up steps: a Ctrl-C during start-up stops now, not once all is up."""
+        if stop_event.is_set():
+            raise _Interrupted
+
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         from hybridshop.stack import embedded_server
@@ -153,6 +158,7 @@ def up(
             essential=True,
             describe=lambda g: str(g.url),
         )
+        checkpoint()
         stack.supervisor.start(gateway_component)
         gateway: LocalGateway = gateway_component.server
         stack.urls.append(
@@ -160,6 +166,7 @@ def up(
         )
         stack.urls.append(("API description", f"{gateway.url}/openapi.json", "OpenAPI 3.1"))
 
+        checkpoint()
         if web:
             from hybridshop.web.server import start_web
 
@@ -182,16 +189,21 @@ def up(
             stack.supervisor.start(shop_component)
             stack.urls.append(("Web shop", shop_component.server.url, "Flask on Google Cloud Run"))
 
+        checkpoint()
         if replicate:
             _start_replicator(stack, database.dsn)
 
+        checkpoint()
         if dashboards:
             _start_dashboards(stack, host, dashboard_port, replicate)
 
+        checkpoint()
         _print_urls(stack)
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
         ok = stack.supervisor.run(stop_event)
         console.print("\nstopping..." if ok else "stopping everything...")
+    except _Interrupted:
+        console.print("\ninterrupted during start-up: stopping what was started...")
     finally:
         stack.stop_all()
         for sig, handler in previous.items():
@@ -199,6 +211,10 @@ def up(
     console.print("stopped.")
     if not ok:
         raise typer.Exit(1)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) arrived while ``up`` was still starting its components."""
 
 
 def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
