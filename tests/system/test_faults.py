@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import json
 import os
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Load, System, books_balance, children_of, token
+from conftest import Load, System, books_balance, children_of, cli, token
 
 
 def _kill_during_load(system: System, seed: int, pid: int, *, seconds: float = 8) -> Load:
@@ -111,4 +114,53 @@ def test_overload_is_shed_with_429_and_retry_after_while_a_probe_stays_responsiv
     assert all(r is not None for _s, r in shed), "shed without Retry-After"
     assert probe_s < 1.0
     assert 500 not in {s for s, _r in results}
+    books_balance(system.home, system.dsn)
+
+
+def _read_only(path: Path, on: bool) -> None:
+    """Make the warehouse file read-only: the immutable attribute when root (who ignores file
+    modes), its mode bits otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+    else:
+        path.chmod(0o444 if on else 0o644)
+
+
+def test_a_read_only_warehouse_stops_the_replicator_clearly_and_it_catches_up_once_fixed(
+    system: System,
+) -> None:
+    warehouse = system.home / "warehouse.duckdb"
+    deadline = time.monotonic() + 60
+    while not (system.home / "warehouse.read.duckdb").exists():  # the first copy is out
+        assert time.monotonic() < deadline, system.up.output
+        time.sleep(0.2)
+    mark = len(system.up.lines)
+    load = Load(system.up, seed=15, seconds=6).start()
+    time.sleep(1)
+    _read_only(warehouse, True)
+    try:
+        os.kill(system.up.replicator_pid(), signal.SIGKILL)  # it must open the file again
+        system.up.wait_for(r"replicator: died killed by SIGKILL", after=mark)
+        died = system.up.wait_for(r"replicator: died exited with code", after=mark, timeout=30)
+        load.stop()
+        tail = system.up.output[system.up.output.index(died.group(0)) :]
+        assert re.search(r"warehouse.duckdb.*(ermission|not permitted|read-only)", tail), tail
+        status = cli(system.home, "replicate", "status", "--json", dsn=system.dsn)
+        assert status.returncode in (0, 1), status.stdout + status.stderr
+        source = json.loads(status.stdout)["source"]
+        assert source["replicator"]["running"] is False, source
+        assert source["wal_retained_bytes"] > 0, source  # the slot keeps what it has not sent
+        text = cli(system.home, "replicate", "status", dsn=system.dsn).stdout
+        assert "NOT RUNNING" in text, text
+    finally:
+        _read_only(warehouse, False)
+    mark = len(system.up.lines)
+    deadline = time.monotonic() + 30
+    while not re.search(r"replicator: restarted pid", "\n".join(system.up.lines[mark:])):
+        if "gave up on replicator" in system.up.output:  # not restarted any more: restart `up`
+            system.up.interrupt()
+            system.restart()
+            break
+        assert time.monotonic() < deadline, system.up.output
+        time.sleep(0.2)
     books_balance(system.home, system.dsn)
