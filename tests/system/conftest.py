@@ -142,24 +142,36 @@ def wait_http(url: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def token(up: Up) -> str:
-    """An ID token from the local issuer (the stand-in for Cloud Run's metadata server)."""
+def metadata_base(up: Up) -> str:
+    """The local issuer's metadata-server base URL (the shop's METADATA_SERVER_URL): on its
+    own loopback listener, or under the gateway's /_local."""
     candidates = [
-        f"http://127.0.0.1:{up.ports['issuer']}{METADATA_PATH}",  # its own listener
-        f"http://127.0.0.1:{up.ports['issuer']}/metadata{METADATA_PATH}",
-        f"{up.api}/_local/metadata{METADATA_PATH}",  # on the gateway's listener
+        f"http://127.0.0.1:{up.ports['issuer']}",
+        f"http://127.0.0.1:{up.ports['issuer']}/metadata",
+        f"{up.api}/_local/metadata",
     ]
     errors = []
-    for url in candidates:
+    for base in candidates:
         request = urllib.request.Request(
-            f"{url}?audience={AUDIENCE}", headers={"Metadata-Flavor": "Google"}
+            f"{base}{METADATA_PATH}?audience={AUDIENCE}", headers={"Metadata-Flavor": "Google"}
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return str(response.read().decode().strip())
+                response.read()
+                return base
         except (urllib.error.URLError, OSError) as exc:
-            errors.append(f"{url}: {exc}")
+            errors.append(f"{base}: {exc}")
     raise AssertionError("no local issuer answered: " + "; ".join(errors))
+
+
+def token(up: Up) -> str:
+    """An ID token from the local issuer (the stand-in for Cloud Run's metadata server)."""
+    request = urllib.request.Request(
+        f"{metadata_base(up)}{METADATA_PATH}?audience={AUDIENCE}",
+        headers={"Metadata-Flavor": "Google"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode().strip())
 
 
 # --- load ---------------------------------------------------------------------------------

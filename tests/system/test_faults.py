@@ -10,12 +10,25 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import Load, System, books_balance, children_of, cli, token
+from conftest import (
+    AUDIENCE,
+    Load,
+    System,
+    books_balance,
+    children_of,
+    cli,
+    metadata_base,
+    token,
+)
+from hybridshop.db.embedded import free_port
 
 
 def _kill_during_load(system: System, seed: int, pid: int, *, seconds: float = 8) -> Load:
@@ -163,4 +176,68 @@ def test_a_read_only_warehouse_stops_the_replicator_clearly_and_it_catches_up_on
             break
         assert time.monotonic() < deadline, system.up.output
         time.sleep(0.2)
+    books_balance(system.home, system.dsn)
+
+
+class Shop:
+    """The shop as its own deployable (`hybridshop web`, as on Cloud Run) against the API."""
+
+    def __init__(self, system: System) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "hybridshop.cli.main", "web", "--port", str(self.port)]
+        args += ["--api-url", system.up.api, "--audience", AUDIENCE]
+        args += ["--metadata-url", metadata_base(system.up)]
+        env = {**os.environ, "HYBRIDSHOP_HOME": str(system.home)}
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def get(self, path: str = "/") -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=15) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def wait_status(self, status: int, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got, page = self.get()
+            except (urllib.error.URLError, OSError):
+                got, page = 0, ""
+            if got == status:
+                return page
+            assert time.monotonic() < deadline, (status, got, page[:500])
+            time.sleep(0.2)
+
+
+def test_kill9_of_the_api_and_of_the_shop_during_load(system: System) -> None:
+    """The API (the gateway, in `up`'s process: kill -9 of `up`) and the shop (its own
+    process), each killed during load and restarted with the CLI; while the API is down the
+    shop shows its friendly page, and recovers by itself once the API is back."""
+    shop = Shop(system)
+    try:
+        assert "Traceback" not in shop.wait_status(200)
+        load = Load(system.up, seed=16, seconds=6).start()
+        time.sleep(2)
+        system.up.proc.kill()
+        system.up.proc.wait(timeout=10)
+        load.stop()
+        page = shop.wait_status(503, timeout=30)
+        assert "Traceback" not in page and "<html" in page.lower(), page[:500]
+        system.restart()
+        shop.wait_status(200, timeout=60)  # by itself: the shop was not touched
+
+        load = Load(system.up, seed=17, seconds=6).start()
+        time.sleep(2)
+        shop.proc.kill()
+        shop.proc.wait(timeout=10)
+        shop = Shop(system)  # restarted with the CLI
+        shop.wait_status(200)
+        load.stop()
+    finally:
+        shop.proc.kill()
+        shop.proc.wait(timeout=10)
     books_balance(system.home, system.dsn)
