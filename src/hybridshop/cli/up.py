@@ -98,6 +98,13 @@ def up(
         "--auth/--no-auth",
         help="Enforce the JWT authorizer on the API, trusting the local ID-token issuer, as in production.",
     ),
+    issuer_port: int = typer.Option(
+        0,
+        "--issuer-port",
+        envvar="HYBRIDSHOP_ISSUER_PORT",
+        help="Port of the local ID-token issuer / metadata server stand-in, always on "
+        "127.0.0.1 (0: any free).",
+    ),
     web: bool = typer.Option(True, "--web/--no-web", help="Start the Flask shop."),
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate", help="Start the local Datastream."
@@ -152,7 +159,7 @@ def up(
 
         gateway_component = ThreadComponent(
             "API gateway",
-            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth),
+            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth, issuer_port),
             lambda g: bool(g.is_alive()),
             threads=("gateway",),
             essential=True,
@@ -165,6 +172,9 @@ def up(
             ("API (GetProducts, GetItem, AddProduct)", gateway.url, "API Gateway + AWS Lambda")
         )
         stack.urls.append(("API description", f"{gateway.url}/openapi.json", "OpenAPI 3.1"))
+        stack.urls.append(
+            ("ID tokens (METADATA_SERVER_URL)", gateway.metadata_url, "Google's metadata server")
+        )
 
         checkpoint()
         if web:
@@ -217,7 +227,9 @@ class _Interrupted(Exception):
     """Ctrl-C (or SIGTERM) arrived while ``up`` was still starting its components."""
 
 
-def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
+def _start_gateway(
+    dsn: str, host: str, port: int, concurrency: int, auth: bool, issuer_port: int
+) -> LocalGateway:
     from hybridshop.gateway.authorizer import JwtAuthorizerConfig
     from hybridshop.gateway.server import GatewayConfig, LocalGateway
 
@@ -232,6 +244,7 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
             concurrency=concurrency,
             authorizer=JwtAuthorizerConfig.local((API_AUDIENCE,)) if auth else None,
             local_issuer=True,
+            issuer_port=issuer_port,
             quiet=True,
         )
     )
