@@ -332,6 +332,7 @@ def books_balance(home: Path, dsn: str, *, timeout: float = 60) -> dict[str, Any
     assert wh_sold == pg_sold
     assert len({row[1] for row in wh_orders}) == len(wh_orders), "a product sold twice"
 
+    _wait_slot_held(dsn)  # a full match is claimed only while a replicator streams
     verify = cli(home, "replicate", "verify", dsn=dsn)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -342,6 +343,25 @@ def books_balance(home: Path, dsn: str, *, timeout: float = 60) -> dict[str, Any
     total = sum((Decimal(o[1]) for o in pg_orders.values()), Decimal(0))
     assert revenue == total, (rows, total)
     return {"orders": len(pg_orders), "sold": len(pg_sold), "revenue": total}
+
+
+def _wait_slot_held(dsn: str, timeout: float = 60) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    deadline = time.monotonic() + timeout
+    try:
+        with conn.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (DEFAULT_SLOT,)
+                )
+                row = cur.fetchone()
+                if row is not None and row[0]:
+                    return
+                assert time.monotonic() < deadline, "no replicator holds the slot"
+                time.sleep(0.1)
+    finally:
+        conn.close()
 
 
 def freshness_s(dsn: str, *, bound_s: float = 10.0) -> float:
