@@ -213,11 +213,6 @@ class Shop:
             time.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passed before i10 merged; fails since (gateway on httptools/uvloop, issuer on its "
-    "own listener): not diagnosed yet",
-)
 def test_kill9_of_the_api_and_of_the_shop_during_load(system: System) -> None:
     """The API (the gateway, in `up`'s process: kill -9 of `up`) and the shop (its own
     process), each killed during load and restarted with the CLI; while the API is down the
