@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 
 from hybridshop.analytics.render import DashboardServer, make_dashboard_server
-from web.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Catalog, start_gateway
+from web.conftest import SCREENSHOTS, Catalog, start_gateway
 
 from .render_support import XSS, Shop, demo_shop, make_project, write_warehouse
 
@@ -57,18 +57,6 @@ class Watch:
         assert self.errors == [], f"console errors: {self.errors}"
         assert self.dialogs == [], f"a script ran a dialog: {self.dialogs}"
         assert self.foreign == [], f"requests left 127.0.0.1: {self.foreign}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import os
 import pwd
 import stat
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def test_root_with_the_venv_under_a_mode_700_folder_and_a_second_up_reusing_the_
         _serves_catalog(first)
         assert _owner_of_postmaster(first) == SERVICE_USER
         added = _add_product(ports, "Kept across runs")
+        # `up` reports its start-up once everything (replicator, dashboards too) has started,
+        # which can be after both ports answer: wait for it before Ctrl-C (bounded)
+        deadline = time.monotonic() + 60
+        while "ready in" not in first.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         output = check_stopped_clean(first)
     assert "ready in" in output, output

@@ -10,7 +10,7 @@ import uuid
 
 import duckdb
 
-from conftest import System, books_balance, cli, freshness_s, token
+from .conftest import System, books_balance, cli, freshness_s, token
 
 
 def test_the_books_balance_after_a_bounded_load(system: System, soak: bool) -> None:

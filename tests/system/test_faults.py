@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from hybridshop.db.embedded import free_port
+
+from .conftest import (
     AUDIENCE,
     Load,
     System,
@@ -28,7 +30,6 @@ from conftest import (
     metadata_base,
     token,
 )
-from hybridshop.db.embedded import free_port
 
 
 def _kill_during_load(system: System, seed: int, pid: int, *, seconds: float = 8) -> Load:

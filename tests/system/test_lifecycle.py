@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import Load, Up, books_balance, children_of, processes_mentioning, running_system
+from .conftest import Load, Up, books_balance, children_of, processes_mentioning, running_system
 
 
 def _gone(pid: int) -> bool:
