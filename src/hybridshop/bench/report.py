@@ -1129,6 +1129,7 @@ def bi_plots(data: dict[str, Any], figures: list[Figure]) -> list[Plot]:
                 "x": {
                     "field": "ms",
                     "type": "quantitative",
+                    "stack": None,  # stacked bars start at 0, which a log scale cannot show
                     "scale": {"type": "log"},
                     "title": "p50 per run (ms, log scale)",
                 },
@@ -1149,7 +1150,7 @@ def bi_plots(data: dict[str, Any], figures: list[Figure]) -> list[Plot]:
     spec = _spec(
         f"bench bi: dashboard tile times on {orders} orders",
         f"Each tile's compiled LookML vs a hand-written DuckDB query with the same numbers; "
-        f"p50 of {fmt(num(data, 'runs_per_tile'))} alternating runs",
+        f"p50 of {data.get('runs_per_tile', '?')} alternating runs",
         width=560,
         height=max(200, tiles * 26),
         layer=layers,
