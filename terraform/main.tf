@@ -2,13 +2,28 @@
 #   AWS: network -> database -> bootstrap (migrations, users, publication, slot) -> API
 #   GCP: registry -> web (Cloud Run) ; analytics (BigQuery + Datastream)
 #   between the clouds: Datastream IP allowlist (default) or HA VPN + private connectivity.
-# Build the artifacts first: `hybridshop package` (see docs/deploy.md).
+# `hybridshop deploy` runs everything (package, registry + image build, apply); the steps it
+# wraps are in docs/deploy.md. Terraform refuses missing, stale or mismatched artifacts.
 
 locals {
   private_vpn = var.datastream_connectivity == "private_vpn"
 
-  build_dir      = coalesce(var.lambda_build_dir, "${path.root}/../build/lambda")
-  ca_bundle_path = coalesce(var.rds_ca_bundle_path, "${path.root}/../src/hybridshop/db/certs/rds-global-bundle.pem")
+  build_dir = coalesce(var.build_dir, "${path.root}/../build")
+  # One root CA (Datastream documents one), the region's root for the instance's CA identifier,
+  # extracted from AWS's bundle by `hybridshop package`.
+  rds_ca_certificate_path = coalesce(var.rds_ca_certificate_path, "${local.build_dir}/rds-ca/${var.aws_region}/${var.db_ca_cert_identifier}.pem")
+
+  # Same value as hybridshop.packaging.lambda_zip.source_digest(): zips built from other
+  # sources than this checkout fail the plan (aws_api / aws_bootstrap preconditions).
+  package_dir   = "${path.root}/../src/hybridshop"
+  source_digest = sha256(join("\n", [for f in sort(fileset(local.package_dir, "**/*.{py,sql}")) : "${f}:${filesha256("${local.package_dir}/${f}")}"]))
+
+  # The image `hybridshop deploy` built from build/cloudrun (content-addressed tag).
+  image_tag_file = "${local.build_dir}/cloudrun/IMAGE_TAG"
+  shop_image     = var.shop_image != null ? var.shop_image : "${module.registry.repository_url}/shop:${fileexists(local.image_tag_file) ? trimspace(file(local.image_tag_file)) : "not-built"}"
+
+  # BigQuery next to Datastream: the region itself unless a location is given (validated).
+  bigquery_location = coalesce(var.bigquery_location, var.gcp_region)
 
   # The bootstrap runs again whenever a migration file is added or changed.
   migrations_dir  = "${path.root}/../src/hybridshop/db/migrations"
@@ -43,16 +58,53 @@ locals {
   gcp_bgp_asn         = 65010
   datastream_vpn_cidr = "10.60.255.0/29"
 
+  # cloudresourcemanager and serviceusage must already be on before Terraform can manage the
+  # others (one-time setup, docs/deploy.md; `hybridshop deploy check` tests it): listed so
+  # they stay on.
   gcp_services = [
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
     "datastream.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
+    "serviceusage.googleapis.com",
+    "storage.googleapis.com",
   ]
+}
+
+# The seed README's db_password: RDS keeps the master password itself (Secrets Manager), so the
+# value becomes the password of the Datastream replication user. Said on every plan.
+check "db_password_use" {
+  assert {
+    condition     = nonsensitive(var.db_password == null)
+    error_message = "db_password is set: it is used as the password of the Datastream replication user (stored in Secrets Manager, set on the role by the bootstrap). The RDS master password is generated and rotated by RDS in Secrets Manager; nobody needs it."
+  }
+}
+
+check "shop_image_built" {
+  assert {
+    condition     = var.shop_image != null || fileexists(local.image_tag_file)
+    error_message = "No shop image: run `hybridshop deploy` (it builds the image with Cloud Build) or set shop_image."
+  }
+}
+
+check "replication_slot" {
+  assert {
+    condition     = module.bootstrap.replication_slot_status != "lost"
+    error_message = "The replication slot was invalidated (WAL past max_slot_wal_keep_size): Datastream cannot continue. Re-run with db_repair_lost_slot = true, then start a backfill of the stream (docs/deploy.md, \"Lost replication slot\")."
+  }
+}
+
+check "analytics_views" {
+  assert {
+    condition     = length(module.analytics.views_pending) == 0
+    error_message = "BigQuery views waiting for Datastream's first backfill (created as placeholders): ${join(", ", module.analytics.views_pending)}. Run `terraform apply` (or `hybridshop deploy`) again once the tables exist."
+  }
 }
 
 resource "google_project_service" "this" {
@@ -93,16 +145,21 @@ module "database" {
   deletion_protection       = var.db_deletion_protection
   skip_final_snapshot       = var.db_skip_final_snapshot
   client_security_group_ids = [module.network.lambda_security_group_id]
-  allowed_cidrs             = local.private_vpn ? [local.datastream_vpn_cidr] : [for ip in data.google_datastream_static_ips.this[0].static_ips : "${ip}/32"]
-  lookup_private_ip         = local.private_vpn
-  alarm_email               = var.alarm_email
+  # Unknown at plan on a one-shot apply (the data source waits for the API enablement): the
+  # module takes it into a prefix list, which tolerates that.
+  allowed_cidrs      = local.private_vpn ? [local.datastream_vpn_cidr] : [for ip in data.google_datastream_static_ips.this[0].static_ips : "${ip}/32"]
+  ca_cert_identifier = var.db_ca_cert_identifier
+  alarm_email        = var.alarm_email
+  log_retention_days = var.log_retention_days
 }
 
 module "bootstrap" {
   source = "./modules/aws_bootstrap"
 
   name               = var.name
-  zip_path           = "${local.build_dir}/Bootstrap.zip"
+  zip_path           = "${local.build_dir}/lambda/Bootstrap.zip"
+  manifest_path      = "${local.build_dir}/lambda/manifest.json"
+  source_digest      = local.source_digest
   runtime            = var.lambda_runtime
   architecture       = var.lambda_architecture
   subnet_ids         = module.network.private_subnet_ids
@@ -114,6 +171,12 @@ module "bootstrap" {
   migrations_hash    = local.migrations_hash
   log_retention_days = var.log_retention_days
 
+  db_resource_id        = module.database.resource_id
+  db_ingress_rule_ids   = module.database.client_ingress_rule_ids
+  datastream_password   = var.db_password
+  repair_lost_slot      = var.db_repair_lost_slot
+  report_server_address = local.private_vpn
+
   # The function reaches Secrets Manager through the interface endpoint.
   depends_on = [module.network]
 }
@@ -122,7 +185,9 @@ module "api" {
   source = "./modules/aws_api"
 
   name                   = var.name
-  functions              = { for k, f in local.api_functions : k => merge(f, { zip_path = "${local.build_dir}/${k}.zip" }) }
+  functions              = { for k, f in local.api_functions : k => merge(f, { zip_path = "${local.build_dir}/lambda/${k}.zip" }) }
+  manifest_path          = "${local.build_dir}/lambda/manifest.json"
+  source_digest          = local.source_digest
   runtime                = var.lambda_runtime
   architecture           = var.lambda_architecture
   subnet_ids             = module.network.private_subnet_ids
@@ -142,8 +207,10 @@ module "api" {
 module "registry" {
   source = "./modules/gcp_registry"
 
-  project_id = var.gcp_project_id
-  region     = var.gcp_region
+  project_id    = var.gcp_project_id
+  region        = var.gcp_region
+  name          = var.name
+  repository_id = var.name
 
   depends_on = [google_project_service.this]
 }
@@ -154,7 +221,8 @@ module "web" {
   project_id      = var.gcp_project_id
   region          = var.gcp_region
   name            = "${var.name}-web"
-  image           = var.shop_image
+  image           = local.shop_image
+  concurrency     = var.shop_concurrency
   api_base_url    = module.api.api_endpoint
   api_audience    = var.api_audience
   public          = var.shop_public
@@ -190,15 +258,20 @@ module "gcp_vpn" {
 module "analytics" {
   source = "./modules/gcp_analytics"
 
-  project_id              = var.gcp_project_id
-  region                  = var.gcp_region
-  dataset_location        = var.bigquery_location
-  db_host                 = local.private_vpn ? module.database.private_ip : module.database.address
+  project_id       = var.gcp_project_id
+  region           = var.gcp_region
+  name             = var.name
+  dataset_id       = replace(var.name, "-", "_")
+  dataset_location = local.bigquery_location
+  views_dir        = "${path.root}/../analytics/bigquery"
+  # Private connectivity cannot resolve DNS: the address the instance serves from now, read by
+  # the bootstrap's check on every plan (it changes on failover; the next apply follows it).
+  db_host                 = local.private_vpn ? module.bootstrap.server_address : module.database.address
   db_port                 = module.database.port
   db_name                 = module.database.db_name
   db_user                 = module.bootstrap.datastream_db_user
   db_password             = module.bootstrap.datastream_password
-  rds_ca_certificate      = file(local.ca_bundle_path)
+  rds_ca_certificate      = fileexists(local.rds_ca_certificate_path) ? file(local.rds_ca_certificate_path) : ""
   publication             = module.bootstrap.publication
   replication_slot        = module.bootstrap.replication_slot
   data_freshness          = var.datastream_data_freshness
@@ -206,5 +279,6 @@ module "analytics" {
   private_network_id      = local.private_vpn ? module.gcp_vpn[0].network_id : null
   private_connection_cidr = local.datastream_vpn_cidr
 
-  depends_on = [google_project_service.this]
+  # In private_vpn mode Datastream must not connect before the tunnels and BGP sessions are up.
+  depends_on = [google_project_service.this, module.gcp_vpn, module.aws_vpn]
 }

@@ -40,3 +40,28 @@ output "check_commands" {
     bigquery   = "bq query --use_legacy_sql=false 'SELECT COUNT(*) FROM `${var.gcp_project_id}.${module.analytics.dataset_id}.public_products`'"
   }
 }
+
+output "build_service_account" {
+  description = "Service account Cloud Build runs the image build as (hybridshop deploy uses it)."
+  value       = module.registry.build_service_account
+}
+
+output "build_bucket" {
+  description = "Bucket the image build's sources are staged in."
+  value       = module.registry.build_bucket
+}
+
+output "shop_image" {
+  description = "Image Cloud Run runs."
+  value       = local.shop_image
+}
+
+output "analytics_views" {
+  description = "BigQuery views deployed from analytics/bigquery/."
+  value       = module.analytics.views
+}
+
+output "analytics_views_pending" {
+  description = "Views still placeholders until Datastream's first backfill created their tables (apply again after it)."
+  value       = module.analytics.views_pending
+}

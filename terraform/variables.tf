@@ -1,11 +1,40 @@
 variable "name" {
-  description = "Prefix of every resource (lowercase letters, digits and dashes)."
+  description = "Name of this environment, prefix of every resource in both clouds (two environments fit in one account/project with different names). 3-20 lowercase letters, digits and single hyphens, a letter first, no trailing hyphen (RDS identifier rules; GCP service account ids add -build/-web)."
   type        = string
   default     = "hybridshop"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,20}$", var.name))
-    error_message = "name must be 3-21 lowercase letters, digits or dashes, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "name must be 3-20 lowercase letters, digits and single hyphens, start with a letter and not end with a hyphen."
+  }
+}
+
+variable "db_password" {
+  description = "Optional password of the PostgreSQL user Datastream replicates with (at least 16 characters; null: generated). Not the master password: RDS generates and keeps that one in Secrets Manager (manage_master_user_password), and only the bootstrap Lambda reads it. Stored in Secrets Manager and in the Terraform state; a change is applied to the role and to Datastream in the same apply."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.db_password == null || length(coalesce(var.db_password, "x")) >= 16
+    error_message = "db_password must be at least 16 characters (or left unset to generate one)."
+  }
+}
+
+variable "db_repair_lost_slot" {
+  description = "Drop and re-create the replication slot if PostgreSQL invalidated it (wal_status lost, after a stream stopped longer than max_slot_wal_keep_size allows). Changes made meanwhile are not replicated: start a backfill of the stream afterwards (docs/deploy.md). Leave false otherwise."
+  type        = bool
+  default     = false
+}
+
+variable "db_ca_cert_identifier" {
+  description = "RDS certificate authority of the instance; Datastream verifies the server against this CA's root for aws_region."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
+
+  validation {
+    condition     = contains(["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"], var.db_ca_cert_identifier)
+    error_message = "db_ca_cert_identifier must be rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 or rds-ca-ecc384-g1."
   }
 }
 
@@ -27,7 +56,7 @@ variable "gcp_region" {
 }
 
 variable "datastream_connectivity" {
-  description = "How Datastream reaches RDS: \"ip_allowlist\" (public endpoint, 5432 open only to Datastream's regional /32s, TLS forced) or \"private_vpn\" (HA VPN between the clouds + Datastream private connectivity, RDS stays private)."
+  description = "How Datastream reaches RDS: \"ip_allowlist\" (public endpoint, 5432 open only to Datastream's regional /32s, TLS forced) or \"private_vpn\" (HA VPN between the clouds + Datastream private connectivity, RDS stays private). Residual risk of ip_allowlist: those /32s are shared by every Datastream customer of the region, so any of them can reach the port; only TLS, the replication user's password and RDS's own limits keep them out. Use private_vpn for production."
   type        = string
   default     = "ip_allowlist"
 
@@ -59,21 +88,33 @@ variable "lambda_architecture" {
   }
 }
 
-variable "lambda_build_dir" {
-  description = "Folder holding the zips written by `hybridshop package` (null: ../build/lambda next to this folder)."
+variable "build_dir" {
+  description = "Folder `hybridshop package` writes (lambda/, rds-ca/, cloudrun/); null: ../build next to this folder, its default wherever it runs."
   type        = string
   default     = null
 }
 
-variable "rds_ca_bundle_path" {
-  description = "PEM bundle of the RDS certificate authorities for Datastream's TLS check (null: the one `hybridshop package` downloads into src/hybridshop/db/certs/)."
+variable "rds_ca_certificate_path" {
+  description = "PEM file with the one RDS root CA Datastream verifies the server with (null: build/rds-ca/<aws_region>/<db_ca_cert_identifier>.pem from `hybridshop package`)."
   type        = string
   default     = null
 }
 
 variable "shop_image" {
-  description = "Shop image with an immutable tag, pushed by Cloud Build: <region>-docker.pkg.dev/<project>/hybridshop/shop:<tag>."
+  description = "Shop image with an immutable tag (null: the one `hybridshop deploy` built, <registry>/shop:<build/cloudrun/IMAGE_TAG>)."
   type        = string
+  default     = null
+}
+
+variable "shop_concurrency" {
+  description = "Requests one Cloud Run instance serves at once; also gunicorn's thread count in the container (one setting, so Cloud Run never sends more requests than there are threads)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.shop_concurrency >= 1 && var.shop_concurrency <= 80
+    error_message = "shop_concurrency must be between 1 and 80."
+  }
 }
 
 variable "shop_public" {
@@ -149,9 +190,18 @@ variable "datastream_data_freshness" {
 }
 
 variable "bigquery_location" {
-  description = "Location of the BigQuery dataset."
+  description = "Location of the BigQuery dataset (null: gcp_region, next to Datastream). Otherwise gcp_region itself or the multi-region holding it (EU for europe-*, US for us-*)."
   type        = string
-  default     = "EU"
+  default     = null
+
+  validation {
+    condition = var.bigquery_location == null || contains([
+      var.gcp_region,
+      startswith(var.gcp_region, "europe-") ? "EU" : "",
+      startswith(var.gcp_region, "us-") ? "US" : "",
+    ], coalesce(var.bigquery_location, "-"))
+    error_message = "bigquery_location must be gcp_region or the multi-region that holds it (EU for europe-*, US for us-*), so Datastream writes to a dataset in its own location."
+  }
 }
 
 variable "log_retention_days" {

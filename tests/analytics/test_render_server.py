@@ -147,6 +147,9 @@ def test_filters_from_the_url(server: DashboardServer, shop: Shop):
         "date": "",
         "category": "kitchen",
     }
+    # the category filter offers the field's values from the warehouse (Looker's suggestions)
+    category = next(f for f in data["dashboard"]["filters"] if f["name"] == "category")
+    assert category["suggestions"] == ["fashion", "home", "kitchen"]
 
 
 def test_xss_name_never_reaches_html_unescaped(server: DashboardServer):

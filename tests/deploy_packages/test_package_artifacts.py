@@ -171,6 +171,7 @@ def test_cloudrun_context(tmp_path: Path) -> None:
         "IMAGE_TAG",
         "README.md",
         "app/flask-app/Dockerfile",
+        "cloudbuild.yaml",
         "pyproject.toml",
         "src/hybridshop/__init__.py",
         "src/hybridshop/web/app.py",
@@ -192,7 +193,7 @@ def test_cli_package(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     tag = (tmp_path / "b" / "cloudrun" / "IMAGE_TAG").read_text().strip()
-    assert f"shop:{tag}" in ok.stdout
+    assert f"image tag {tag}" in ok.stdout
     (repo / "pyproject.toml").unlink()
     bad = subprocess.run(
         [str(exe), "package", "--no-lambdas", "--repo-root", str(repo), "--out", str(tmp_path / "b")],

@@ -8,14 +8,18 @@ Secrets Manager is unreachable here: ``run`` gets a stand-in secret reader (a di
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlparse
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extras
 import pytest
 
 from hybridshop.core import catalog
@@ -151,6 +155,8 @@ def test_bootstrap_is_idempotent_and_follows_the_secret(rds_like) -> None:  # ty
         "slot_exists": True,
         "slot_active": False,
         "slot_retained_wal_bytes": state["slot_retained_wal_bytes"],
+        "slot_wal_status": "reserved",
+        "server_address": state["server_address"],
     }
     assert state["slot_retained_wal_bytes"] >= 0
     conn.close()
@@ -219,3 +225,117 @@ def test_run_reads_secrets_and_dispatches(rds_like) -> None:  # type: ignore[no-
             {k: v for k, v in env.items() if k != "MASTER_SECRET_ARN"},
             read_secret=secrets.__getitem__,
         )
+
+
+class _Statements(io.StringIO):
+    """Every statement psycopg2 sends on a LoggingConnection (what the server would log)."""
+
+
+def _logging_connection(dsn: str) -> tuple[Any, _Statements]:
+    log = _Statements()
+    conn = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LoggingConnection)
+    conn.initialize(log)
+    return conn, log
+
+
+def _rolpassword(conn, role: str) -> str:  # type: ignore[no-untyped-def]
+    with conn.cursor() as cur:
+        cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+        value = cur.fetchone()[0]
+    conn.rollback()
+    return str(value)
+
+
+def test_password_travels_as_a_scram_verifier_and_only_when_its_version_changes(rds_like) -> None:  # type: ignore[no-untyped-def]
+    """D2: with log_statement = ddl every ALTER ROLE lands in CloudWatch: no literal password,
+    and no ALTER at all when the secret's version is the one already set."""
+    dsn, settings = rds_like
+    conn, log = _logging_connection(dsn)
+    first = bootstrap_database(conn, settings, PASSWORD, password_version="v1")
+    assert first["datastream_user_created"] and first["datastream_password_set"]
+    verifier = _rolpassword(conn, settings.datastream_user)
+    assert verifier.startswith("SCRAM-SHA-256$")
+    same = bootstrap_database(conn, settings, PASSWORD, password_version="v1")
+    assert not same["datastream_password_set"]
+    assert _rolpassword(conn, settings.datastream_user) == verifier
+    rotated = bootstrap_database(conn, settings, PASSWORD + "-rotated", password_version="v2")
+    assert rotated["datastream_password_set"]
+    assert _rolpassword(conn, settings.datastream_user) != verifier
+    sent = log.getvalue()
+    assert PASSWORD not in sent, "a literal password reached the server"
+    role_statements = [line for line in sent.splitlines() if "ROLE" in line and "PASSWORD" in line]
+    assert len(role_statements) == 2  # CREATE (v1) and ALTER (v2); nothing for the re-run
+    assert all("SCRAM-SHA-256$" in line for line in role_statements)
+    conn.close()
+
+
+def _invalidate_slot(admin, slot: str) -> None:  # type: ignore[no-untyped-def]
+    """Make PostgreSQL itself invalidate ``slot``: a tiny max_slot_wal_keep_size, WAL beyond
+    it, a checkpoint. Restored right after."""
+    with admin.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        cur.execute("SELECT pg_reload_conf()")
+        try:
+            for _ in range(40):
+                cur.execute(
+                    "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+                )
+                if cur.fetchone()[0] == "lost":
+                    return
+                for _ in range(3):
+                    cur.execute("SELECT pg_logical_emit_message(false, 'test', repeat('x', 4096))")
+                    cur.execute("SELECT pg_switch_wal()")
+                cur.execute("CHECKPOINT")
+                time.sleep(0.05)
+            raise AssertionError("PostgreSQL did not invalidate the slot")
+        finally:
+            cur.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            cur.execute("SELECT pg_reload_conf()")
+
+
+def test_lost_slot_is_reported_and_repaired_only_when_asked(pg, rds_like) -> None:  # type: ignore[no-untyped-def]
+    """D14: a slot past max_slot_wal_keep_size is 'lost' for good; re-running the bootstrap
+    used to report it as present and fine."""
+    dsn, settings = rds_like
+    conn = psycopg2.connect(dsn)
+    bootstrap_database(conn, settings, PASSWORD, password_version="v1")
+    admin = psycopg2.connect(pg.dsn("postgres"))
+    admin.autocommit = True
+    try:
+        _invalidate_slot(admin, settings.slot)
+    finally:
+        admin.close()
+    assert check_database(conn, settings)["slot_wal_status"] == "lost"
+    report = bootstrap_database(conn, settings, PASSWORD, password_version="v1")
+    assert report["replication_slot_status"] == "lost"
+    assert not report["replication_slot_repaired"] and not report["replication_slot_created"]
+    repaired = bootstrap_database(conn, settings, PASSWORD, password_version="v1", repair_slot=True)
+    assert repaired["replication_slot_repaired"] and repaired["replication_slot_created"]
+    assert repaired["replication_slot_status"] == "reserved"
+    conn.close()
+
+
+def test_run_passes_the_version_and_the_repair_flag(rds_like) -> None:  # type: ignore[no-untyped-def]
+    dsn, settings = rds_like
+    url = urlparse(dsn)
+    secrets = {
+        "arn:master": json.dumps({"username": url.username or "postgres", "password": "x"}),
+        "arn:datastream": PASSWORD,
+    }
+    env = {
+        "DB_HOST": url.hostname or "127.0.0.1",
+        "DB_PORT": str(url.port),
+        "DB_NAME": url.path.lstrip("/"),
+        "DB_SSLMODE": "disable",
+        "MASTER_SECRET_ARN": "arn:master",
+        "DATASTREAM_SECRET_ARN": "arn:datastream",
+        "APP_DB_USER": settings.app_user,
+        "DATASTREAM_DB_USER": settings.datastream_user,
+        "PUBLICATION": settings.publication,
+        "REPLICATION_SLOT": settings.slot,
+    }
+    event = {"action": "bootstrap", "password_version": "v7", "repair_lost_slot": True}
+    assert run(event, env, read_secret=secrets.__getitem__)["datastream_password_set"]
+    again = run(event, env, read_secret=secrets.__getitem__)
+    assert not again["datastream_password_set"] and not again["replication_slot_repaired"]
+    assert run({"action": "check"}, env, read_secret=secrets.__getitem__)["server_address"]

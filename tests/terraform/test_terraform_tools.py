@@ -11,22 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from terraform.tfcli import NO_MIRROR, TERRAFORM, cli_env, mirror_root
 from terraform.tfhcl import MODULES, TF_ROOT, load
 
-TERRAFORM = shutil.which("terraform")
 CHECKOV_CANDIDATES = [
     os.environ.get("CHECKOV_BIN", ""),
     str(Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"),
     shutil.which("checkov") or "",
 ]
-
-
-def _mirror_root() -> Path | None:
-    """The folder holding registry.terraform.io/hashicorp/aws (TF_PLUGIN_MIRROR overrides)."""
-    for base in (os.environ.get("TF_PLUGIN_MIRROR", ""), "/opt/tf-plugins"):
-        if base and (Path(base) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
-            return Path(base)
-    return None
 
 
 def _aws_only(path: Path) -> bool:
@@ -72,21 +64,11 @@ def test_aws_modules_need_only_the_aws_provider() -> None:
 def cli_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if TERRAFORM is None:
         pytest.skip("terraform is not on PATH")
-    mirror = _mirror_root()
+    mirror = mirror_root()
     if mirror is None:
-        pytest.skip(
-            "no hashicorp/aws provider mirror (set TF_PLUGIN_MIRROR); this machine image has /opt/tf-plugins"
-        )
+        pytest.skip(NO_MIRROR)
     tmp = tmp_path_factory.mktemp("tfcli")
-    config = tmp / "cli.tfrc"
-    config.write_text(
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }}\n'
-        '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n'
-    )
-    env = dict(
-        os.environ, TF_CLI_CONFIG_FILE=str(config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1"
-    )
+    env = cli_env(tmp, mirror)
     env["TF_DATA_DIR"] = str(tmp / "data")  # set per module below
     return env
 

@@ -92,7 +92,7 @@ def test_container_start_command_serves_the_shop(gateway: LocalGateway, catalog:
         while True:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             try:
-                health = requests.get(f"{base}/healthz", timeout=1)
+                health = requests.get(f"{base}/health", timeout=1)
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "gunicorn did not start listening"
@@ -100,7 +100,7 @@ def test_container_start_command_serves_the_shop(gateway: LocalGateway, catalog:
         assert health.json() == {"status": "ok"}
         page = requests.get(base + "/", timeout=10)
         assert page.status_code == 200 and "Container-served lamp" in page.text
-        assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
+        assert requests.get(f"{base}/ready", timeout=10).status_code == 200
         # production hygiene: HSTS, and a __Host- session cookie that is Secure
         product = re.search(r'href="(/products/\d+)"', page.text)
         assert product

@@ -240,11 +240,11 @@ def test_static_assets_are_served_from_the_package(client: FlaskClient, gateway:
 
 
 def test_health_and_readiness(client: FlaskClient, gateway: LocalGateway):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").status_code == 200
+    assert client.get("/health").get_json() == {"status": "ok"}
+    assert client.get("/ready").status_code == 200
     gateway.stop()
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").status_code == 503
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 503
 
 
 def test_reads_are_retried_with_backoff_before_the_503(caplog: pytest.LogCaptureFixture):

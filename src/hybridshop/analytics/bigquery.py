@@ -13,6 +13,7 @@ the tables are retargeted from the project's constants to ``PROJECT.DATASET``.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def views_dir() -> Path:
         candidate = parent / "analytics" / "bigquery"
         if candidate.is_dir() and any(candidate.glob("*.sql")):
             return candidate
+    installed = Path(sys.prefix) / "share" / "hybridshop" / "analytics" / "bigquery"
+    if any(installed.glob("*.sql")):
+        return installed
     return Path.cwd() / "analytics" / "bigquery"
 
 

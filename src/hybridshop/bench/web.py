@@ -84,7 +84,7 @@ class _Gunicorn:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(self.url + "/healthz", timeout=1)
+                requests.get(self.url + "/health", timeout=1)
                 return
             except requests.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from hybridshop.cli import api, bench, dashboards, db, replicate, simulate, up
+from hybridshop.cli import deploy as deploy_cmd
 from hybridshop.cli import package as package_cmd
 from hybridshop.cli import web as web_cmd
 
@@ -30,6 +31,7 @@ app.command("web")(web_cmd.web)
 app.add_typer(replicate.app, name="replicate")
 app.add_typer(db.app, name="db")
 app.command("package")(package_cmd.package)
+app.add_typer(deploy_cmd.app, name="deploy")
 app.command("simulate")(simulate.simulate)
 app.add_typer(bench.app, name="bench")
 app.add_typer(dashboards.app, name="dashboards")

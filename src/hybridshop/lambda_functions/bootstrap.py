@@ -7,8 +7,14 @@ Each step is idempotent, so a re-run after new migrations (or a retry after a fa
 2. the application user, ``GRANT rds_iam`` (it logs in with IAM tokens only) and exactly the
    table privileges the catalog needs;
 3. the Datastream user, ``GRANT rds_replication``, its password from Secrets Manager (IAM auth
-   cannot open a replication connection), SELECT on the replicated tables;
-4. the publication and the logical replication slot (``hybridshop.db.replication``).
+   cannot open a replication connection), SELECT on the replicated tables. The password is
+   sent as a SCRAM verifier, never as a literal (``log_statement = ddl`` exports every
+   ``ALTER ROLE`` to CloudWatch), and only when the secret's version differs from the one
+   recorded in the role's comment;
+4. the publication and the logical replication slot (``hybridshop.db.replication``). A slot
+   PostgreSQL invalidated (``wal_status = 'lost'``, past ``max_slot_wal_keep_size``) is
+   reported; it is dropped and re-created only with ``repair_lost_slot`` (Datastream must then
+   backfill: the changes made while it was lost are gone).
 
 It logs in as the RDS master user, whose password RDS itself keeps in Secrets Manager. The
 master never gets ``rds_iam`` (that would disable its password login) and neither does the
@@ -47,6 +53,7 @@ APP_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ACTIONS = ("bootstrap", "check")
+_VERSION_COMMENT = "hybridshop datastream password version "
 
 
 class BootstrapError(RuntimeError):
@@ -140,22 +147,52 @@ def ensure_app_user(cur: Any, settings: BootstrapSettings, dbname: str) -> bool:
     return created
 
 
+def _role_comment(cur: Any, role: str) -> str | None:
+    cur.execute(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (role,)
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def scram_verifier(conn: Any, password: str, user: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password``, computed by libpq on this side: the server
+    (and its statement log) only ever sees the verifier."""
+    from psycopg2.extensions import encrypt_password
+
+    return str(encrypt_password(password, user, conn, "scram-sha-256"))
+
+
 def ensure_datastream_user(
-    cur: Any, settings: BootstrapSettings, dbname: str, password: str
-) -> bool:
-    """Create (or re-password) the replication user Datastream logs in with."""
+    cur: Any,
+    settings: BootstrapSettings,
+    dbname: str,
+    password: str,
+    password_version: str | None = None,
+) -> tuple[bool, bool]:
+    """Create the replication user Datastream logs in with, or set its password when the
+    secret's version changed (always when no version is given). Returns (created, altered)."""
     if len(password) < 16:
         raise BootstrapError(
             "the Datastream password from Secrets Manager is shorter than 16 characters"
         )
     user = sql.Identifier(settings.datastream_user)
-    created = False
+    created = altered = False
+    verifier = scram_verifier(cur.connection, password, settings.datastream_user)
     if not _role_exists(cur, settings.datastream_user):
-        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(user), (password,))
-        created = True
-    else:
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(user), (verifier,))
+        created = altered = True
+    elif password_version is None or _role_comment(cur, settings.datastream_user) != (
+        _VERSION_COMMENT + password_version
+    ):
         # Keeps the role in step with the secret (e.g. after the secret was replaced).
-        cur.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(user), (password,))
+        cur.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(user), (verifier,))
+        altered = True
+    if altered and password_version is not None:
+        # The version id only (no password-derived value: role comments are world-readable).
+        cur.execute(
+            sql.SQL("COMMENT ON ROLE {} IS %s").format(user), (_VERSION_COMMENT + password_version,)
+        )
     if _is_member(cur, settings.datastream_user, "rds_iam"):
         # rds_iam would switch the role to token-only login, which Datastream cannot use.
         cur.execute(sql.SQL("REVOKE rds_iam FROM {}").format(user))
@@ -175,11 +212,33 @@ def ensure_datastream_user(
             schema, user
         )
     )
-    return created
+    return created, altered
+
+
+def slot_status(conn: Any, slot: str) -> str | None:
+    """``wal_status`` of the slot (reserved, extended, unreserved, lost), None if it is missing."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def repair_lost_slot(conn: Any, slot: str) -> bool:
+    """Drop ``slot`` if PostgreSQL invalidated it (it can never stream again); True if dropped."""
+    if slot_status(conn, slot) != "lost":
+        return False
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    LOG.warning("dropped the invalidated replication slot %s: Datastream must backfill", slot)
+    return True
 
 
 def bootstrap_database(
-    conn: Any, settings: BootstrapSettings, datastream_password: str
+    conn: Any,
+    settings: BootstrapSettings,
+    datastream_password: str,
+    password_version: str | None = None,
+    repair_slot: bool = False,
 ) -> dict[str, Any]:
     """Run every step on ``conn`` (the master user's connection) and report what changed."""
     dbname = conn.get_dsn_parameters().get("dbname", "")
@@ -189,7 +248,9 @@ def bootstrap_database(
         with conn.cursor() as cur:
             _require_rds_roles(cur)
             app_created = ensure_app_user(cur, settings, dbname)
-            ds_created = ensure_datastream_user(cur, settings, dbname, datastream_password)
+            ds_created, ds_altered = ensure_datastream_user(
+                cur, settings, dbname, datastream_password, password_version
+            )
             pub_changed = ensure_publication(
                 conn, settings.publication, settings.tables, settings.schema
             )
@@ -199,7 +260,15 @@ def bootstrap_database(
         raise
     # A logical slot cannot be created in a transaction that has written anything.
     conn.autocommit = True
+    repaired = repair_slot and repair_lost_slot(conn, settings.slot)
     slot_created = ensure_slot(conn, settings.slot)
+    status = slot_status(conn, settings.slot)
+    if status == "lost":
+        LOG.error(
+            "replication slot %s is invalidated (wal_status lost): Datastream cannot resume; "
+            "re-run with repair_lost_slot (Terraform: db_repair_lost_slot = true), then backfill",
+            settings.slot,
+        )
     report = {
         "action": "bootstrap",
         "database": dbname,
@@ -208,10 +277,13 @@ def bootstrap_database(
         "app_user_created": app_created,
         "datastream_user": settings.datastream_user,
         "datastream_user_created": ds_created,
+        "datastream_password_set": ds_altered,
         "publication": settings.publication,
         "publication_changed": pub_changed,
         "replication_slot": settings.slot,
         "replication_slot_created": slot_created,
+        "replication_slot_status": status,
+        "replication_slot_repaired": repaired,
     }
     LOG.info("bootstrap done", extra={"report": report})
     return report
@@ -222,8 +294,8 @@ def check_database(conn: Any, settings: BootstrapSettings) -> dict[str, Any]:
     pending = pending_migrations(conn)
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
-            "FROM pg_replication_slots WHERE slot_name = %s",
+            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, "
+            "wal_status FROM pg_replication_slots WHERE slot_name = %s",
             (settings.slot,),
         )
         slot = cur.fetchone()
@@ -240,10 +312,20 @@ def check_database(conn: Any, settings: BootstrapSettings) -> dict[str, Any]:
             "slot_exists": slot is not None,
             "slot_active": bool(slot[0]) if slot else False,
             "slot_retained_wal_bytes": int(slot[1]) if slot and slot[1] is not None else None,
+            "slot_wal_status": str(slot[2]) if slot else None,
+            # The address this session reached the server on (inside the VPC: its private IP,
+            # which Datastream's private connectivity needs; it changes on failover).
+            "server_address": _server_address(cur),
         }
     if not conn.autocommit:
         conn.rollback()
     return report
+
+
+def _server_address(cur: Any) -> str | None:
+    cur.execute("SELECT host(inet_server_addr())")
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 # -- Lambda entry point ---------------------------------------------------------------------
@@ -321,7 +403,14 @@ def run(
         if action == "check":
             return check_database(conn, settings)
         ds_password = _plain_password(read_secret(_env(env, "DATASTREAM_SECRET_ARN")))
-        return bootstrap_database(conn, settings, ds_password)
+        version = event.get("password_version")
+        return bootstrap_database(
+            conn,
+            settings,
+            ds_password,
+            password_version=str(version) if version else None,
+            repair_slot=event.get("repair_lost_slot") is True,
+        )
     finally:
         conn.close()
 

@@ -17,6 +17,15 @@ DOCKERFILE = Path("app/flask-app/Dockerfile")
 # What the Dockerfile COPYs (it builds from the repository root).
 CONTEXT_FILES = (Path("pyproject.toml"), Path("README.md"))
 CONTEXT_DIRS = (Path("src/hybridshop"), Path("app/flask-app"))
+CLOUDBUILD_YAML = """\
+# Written by `hybridshop package`; used by `hybridshop deploy` (gcloud builds submit --config).
+steps:
+  - name: gcr.io/cloud-builders/docker
+    args: ["build", "--tag", "${_IMAGE}", "."]
+images: ["${_IMAGE}"]
+options:
+  logging: CLOUD_LOGGING_ONLY
+"""
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 
 
@@ -58,6 +67,9 @@ def build_cloudrun_context(repo_root: Path, out_dir: Path) -> str:
         target.write_bytes(data)
     # Cloud Build's --tag uses ./Dockerfile of the context.
     shutil.copyfile(repo_root / DOCKERFILE, out_dir / "Dockerfile")
+    # For `gcloud builds submit --config` with the build's own service account, which needs
+    # logs in Cloud Logging only (no default logs bucket).
+    (out_dir / "cloudbuild.yaml").write_text(CLOUDBUILD_YAML)
     tag = digest.hexdigest()[:16]
     (out_dir / "IMAGE_TAG").write_text(tag + "\n")
     return tag

@@ -9,6 +9,7 @@ module that is never imported by a handler (CLI, gateway, web, embedded server) 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import subprocess
 import sys
@@ -22,7 +23,13 @@ from hybridshop.lambda_functions import FUNCTIONS
 from hybridshop.packaging.reproducible import file_digests, write_zip
 
 RUNTIMES = {"python3.12": "3.12", "python3.13": "3.13"}
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+# Every manylinux tag a wheel may carry for the Lambda runtime (glibc 2.34 on Amazon Linux 2023),
+# oldest first: psycopg2-binary ships aarch64 wheels only as manylinux_2_28 since 2.9.12, older
+# releases only as manylinux2014. pip accepts a repeated --platform and picks the best match.
+PLATFORMS: dict[str, tuple[str, ...]] = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
 # Third-party top-level modules a handler may import: psycopg2 is bundled, boto3/botocore
 # come with the runtime. Anything else is an error rather than a zip that fails at cold start.
 BUNDLED = {"psycopg2": "psycopg2-binary"}
@@ -139,7 +146,21 @@ def _source_entries(modules: set[str], root: Path) -> dict[str, bytes]:
 
 
 def wheel_cache_dir(state: Path, runtime: str, arch: str) -> Path:
-    return state / "wheels" / f"{PLATFORMS[arch]}-cp{RUNTIMES[runtime].replace('.', '')}"
+    return state / "wheels" / f"linux-{arch}-cp{RUNTIMES[runtime].replace('.', '')}"
+
+
+def pip_download_command(
+    project: str, version: str, runtime: str, arch: str, dest: Path
+) -> list[str]:
+    """``pip download`` of the one wheel for ``runtime``/``arch``, every accepted manylinux tag."""
+    py = RUNTIMES[runtime]
+    platforms = [arg for tag in PLATFORMS[arch] for arg in ("--platform", tag)]
+    return [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+        "--only-binary=:all:", *platforms,
+        "--python-version", py, "--implementation", "cp", "--abi", f"cp{py.replace('.', '')}",
+        "--dest", str(dest), f"{project}=={version}",
+    ]  # fmt: skip
 
 
 def fetch_wheel(project: str, runtime: str, arch: str, cache: Path) -> Path:
@@ -155,13 +176,7 @@ def fetch_wheel(project: str, runtime: str, arch: str, cache: Path) -> Path:
     if cached:
         return cached[0]
     cache.mkdir(parents=True, exist_ok=True)
-    py = RUNTIMES[runtime]
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-        "--only-binary=:all:", "--platform", PLATFORMS[arch],
-        "--python-version", py, "--implementation", "cp", "--abi", f"cp{py.replace('.', '')}",
-        "--dest", str(cache), f"{project}=={version}",
-    ]  # fmt: skip
+    cmd = pip_download_command(project, version, runtime, arch, cache)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     cached = sorted(cache.glob(f"{dist}-{version}-*.whl"))
     if proc.returncode != 0 or not cached:
@@ -170,6 +185,23 @@ def fetch_wheel(project: str, runtime: str, arch: str, cache: Path) -> Path:
             f"could not download {project}=={version} for {runtime}/{arch} from PyPI: {detail[0]}"
         )
     return cached[0]
+
+
+# The files whose digest Terraform recomputes (terraform/main.tf, local.source_digest) to refuse
+# zips built from other sources: fileset(src/hybridshop, "**/*.{py,sql}").
+SOURCE_SUFFIXES = (".py", ".sql")
+
+
+def source_digest(root: Path | None = None) -> str:
+    """sha256 over ``<relative path>:<sha256 hex>`` lines of the package's .py and .sql files,
+    sorted by path: the same value as Terraform's ``local.source_digest``."""
+    root = root or _package_root()
+    lines = sorted(
+        f"{p.relative_to(root).as_posix()}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in SOURCE_SUFFIXES and not (_SKIP_DIRS & set(p.parts))
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _wheel_entries(wheel: Path) -> dict[str, bytes]:
@@ -184,7 +216,8 @@ def build_lambda_zips(
     arch: str = "x86_64",
     targets: list[LambdaTarget] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """Write ``<out_dir>/<name>.zip`` per target and ``manifest.json``; return the manifest."""
+    """Write ``<out_dir>/<name>.zip`` per target and ``manifest.json``; return the manifest's
+    ``functions`` part (name -> handler, runtime, architecture, modules, wheels, digests)."""
     if runtime not in RUNTIMES:
         raise PackagingError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if arch not in PLATFORMS:
@@ -216,5 +249,10 @@ def build_lambda_zips(
             "wheels": wheels,
             **file_digests(path),
         }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    # "build" is what Terraform's preconditions compare with the tfvars and the checkout.
+    document = {
+        "build": {"runtime": runtime, "architecture": arch, "source_digest": source_digest(root)},
+        "functions": manifest,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -9,6 +9,7 @@ parse as X.509 certificates and, when downloaded, contain Amazon RDS root CAs.
 
 from __future__ import annotations
 
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -68,3 +69,60 @@ def ensure_rds_ca_bundle(
         raise PackagingError(f"{url} did not return Amazon RDS certificates")
     target.write_bytes(pem)
     return target
+
+
+# ca_cert_identifier -> the words of the matching root's common name, e.g.
+# "Amazon RDS eu-west-1 Root CA RSA2048 G1" for rds-ca-rsa2048-g1 in eu-west-1.
+CA_IDENTIFIERS = {
+    "rds-ca-rsa2048-g1": "RSA2048 G1",
+    "rds-ca-rsa4096-g1": "RSA4096 G1",
+    "rds-ca-ecc384-g1": "ECC384 G1",
+}
+_ROOT_CN = re.compile(
+    r"^Amazon RDS ([a-z]{2}(?:-[a-z]+)+-\d+) Root CA (RSA2048|RSA4096|ECC384) G1$"
+)
+
+
+def regional_roots(pem: bytes) -> dict[tuple[str, str], bytes]:
+    """The regional root CAs of a bundle: (region, ca_cert_identifier) -> one PEM certificate.
+
+    Datastream's ``ca_certificate`` takes the one root that signed the server's chain, not the
+    global bundle of every region.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise PackagingError(f"not a PEM certificate bundle: {exc}") from None
+    by_algorithm = {words: ident for ident, words in CA_IDENTIFIERS.items()}
+    roots: dict[tuple[str, str], bytes] = {}
+    for cert in certs:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        match = _ROOT_CN.match(str(names[0].value)) if names else None
+        if match and cert.subject == cert.issuer:
+            ident = by_algorithm[f"{match.group(2)} G1"]
+            roots[(match.group(1), ident)] = cert.public_bytes(Encoding.PEM)
+    return roots
+
+
+def write_regional_roots(bundle: Path, out_dir: Path) -> list[Path]:
+    """Write ``<out_dir>/<region>/<ca_cert_identifier>.pem`` for every regional root of
+    ``bundle`` (Terraform reads the one for its region and ``db_ca_cert_identifier``)."""
+    roots = regional_roots(bundle.read_bytes())
+    if not roots:
+        raise PackagingError(
+            f"{bundle} holds no regional Amazon RDS root CA "
+            "(expected subjects like 'Amazon RDS eu-west-1 Root CA RSA2048 G1')"
+        )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    written = []
+    for (region, ident), pem in sorted(roots.items()):
+        path = out_dir / region / f"{ident}.pem"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pem)
+        written.append(path)
+    return written

@@ -3,8 +3,6 @@
 # themselves also check the caller (ALLOWED_CALLERS), because any Google identity can mint a
 # token for our audience.
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -17,7 +15,12 @@ locals {
       }
     }
   ]...)
-  db_user_arn = "arn:${data.aws_partition.current.partition}:rds-db:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:dbuser:${var.db_resource_id}/${var.db_user}"
+  # What `hybridshop package` recorded (build/lambda/manifest.json), for the preconditions.
+  manifest = try(jsondecode(file(var.manifest_path)), null)
+  # Region and account from the API's own ARN (arn:aws:execute-api:REGION:ACCOUNT:ID): no
+  # data.aws_region, whose `name` is deprecated in provider 6 and `region` missing in 5.
+  api_arn_parts = split(":", aws_apigatewayv2_api.this.execution_arn)
+  db_user_arn   = "arn:${data.aws_partition.current.partition}:rds-db:${local.api_arn_parts[3]}:${local.api_arn_parts[4]}:dbuser:${var.db_resource_id}/${var.db_user}"
 }
 
 data "aws_iam_policy_document" "assume_lambda" {
@@ -75,7 +78,7 @@ resource "aws_lambda_function" "this" {
   runtime          = var.runtime
   architectures    = [var.architecture]
   filename         = each.value.zip_path
-  source_code_hash = filebase64sha256(each.value.zip_path)
+  source_code_hash = fileexists(each.value.zip_path) ? filebase64sha256(each.value.zip_path) : null
   timeout          = each.value.timeout_s
   memory_size      = each.value.memory_mb
 
@@ -105,6 +108,30 @@ resource "aws_lambda_function" "this" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # Fail the plan, not the first request: missing, foreign, stale or mismatched zips.
+  lifecycle {
+    precondition {
+      condition     = fileexists(each.value.zip_path)
+      error_message = "${each.value.zip_path} is missing: run `hybridshop package` (or `hybridshop deploy`) first."
+    }
+    precondition {
+      condition     = local.manifest != null
+      error_message = "${var.manifest_path} is missing or unreadable: run `hybridshop package`."
+    }
+    precondition {
+      condition     = try(local.manifest.build.runtime == var.runtime && local.manifest.build.architecture == var.architecture, false)
+      error_message = "The zips were built for ${try(local.manifest.build.runtime, "?")}/${try(local.manifest.build.architecture, "?")} but Terraform deploys ${var.runtime}/${var.architecture} (lambda_runtime, lambda_architecture): run `hybridshop package --runtime ${var.runtime} --arch ${var.architecture}` or change the tfvars. A mismatch fails at run time with \"No module named psycopg2._psycopg\"."
+    }
+    precondition {
+      condition     = try(local.manifest.functions[each.key].base64sha256 == filebase64sha256(each.value.zip_path), false)
+      error_message = "${each.value.zip_path} is not the zip ${var.manifest_path} describes (a partial or foreign build): run `hybridshop package`."
+    }
+    precondition {
+      condition     = var.source_digest == null || try(local.manifest.build.source_digest == var.source_digest, false)
+      error_message = "The zips were built from other sources than this checkout (stale build): run `hybridshop package`."
+    }
   }
 
   depends_on = [

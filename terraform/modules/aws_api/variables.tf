@@ -117,3 +117,14 @@ variable "reserved_concurrency" {
   type        = number
   default     = null
 }
+
+variable "manifest_path" {
+  description = "manifest.json written by `hybridshop package` next to the zips (runtime, architecture, digests)."
+  type        = string
+}
+
+variable "source_digest" {
+  description = "Digest of the package sources in this checkout (null skips the stale-build check)."
+  type        = string
+  default     = null
+}

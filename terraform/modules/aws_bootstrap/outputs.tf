@@ -25,7 +25,7 @@ output "datastream_secret_arn" {
 
 output "datastream_password" {
   description = "Password of the Datastream user (for the Datastream connection profile)."
-  value       = aws_secretsmanager_secret_version.datastream.secret_string
+  value       = local.password_version.secret_string
   sensitive   = true
 }
 
@@ -37,4 +37,14 @@ output "publication" {
 output "replication_slot" {
   description = "Replication slot created by the bootstrap (after it ran)."
   value       = jsondecode(aws_lambda_invocation.bootstrap.result)["replication_slot"]
+}
+
+output "replication_slot_status" {
+  description = "wal_status of the replication slot after the last bootstrap (\"lost\" needs repair_lost_slot)."
+  value       = try(jsondecode(aws_lambda_invocation.bootstrap.result)["replication_slot_status"], null)
+}
+
+output "server_address" {
+  description = "Private IP the instance serves from, read on every plan (null unless report_server_address)."
+  value       = var.report_server_address ? jsondecode(data.aws_lambda_invocation.check[0].result)["server_address"] : null
 }

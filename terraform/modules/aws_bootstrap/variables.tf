@@ -96,3 +96,55 @@ variable "log_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "manifest_path" {
+  description = "manifest.json written by `hybridshop package` next to the zip (runtime, architecture, digests)."
+  type        = string
+}
+
+variable "manifest_key" {
+  description = "Entry of this function in the manifest's `functions`."
+  type        = string
+  default     = "Bootstrap"
+}
+
+variable "source_digest" {
+  description = "Digest of the package sources in this checkout (null skips the stale-build check)."
+  type        = string
+  default     = null
+}
+
+variable "db_resource_id" {
+  description = "DBI resource ID of the instance: a new instance re-runs the bootstrap."
+  type        = string
+}
+
+variable "db_ingress_rule_ids" {
+  description = "Security group rules that let the function reach 5432; the bootstrap runs after them."
+  type        = list(string)
+  default     = []
+}
+
+variable "datastream_password" {
+  description = "Password of the Datastream user (null: generated once and kept in Secrets Manager). At least 16 characters."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.datastream_password == null || length(coalesce(var.datastream_password, "x")) >= 16
+    error_message = "The Datastream password must be at least 16 characters."
+  }
+}
+
+variable "repair_lost_slot" {
+  description = "Drop and re-create the replication slot when PostgreSQL invalidated it (wal_status = lost, past max_slot_wal_keep_size). Changes made while the slot was lost are not streamed: Datastream must backfill the tables again."
+  type        = bool
+  default     = false
+}
+
+variable "report_server_address" {
+  description = "Invoke the function's read-only check on every plan and output the instance's current private IP (for Datastream private connectivity)."
+  type        = bool
+  default     = false
+}

@@ -33,7 +33,17 @@ output "security_group_id" {
   value       = aws_security_group.db.id
 }
 
-output "private_ip" {
-  description = "Private IPv4 address of the instance (only when lookup_private_ip)."
-  value       = var.lookup_private_ip ? data.aws_network_interface.db[0].private_ip : null
+output "arn" {
+  description = "ARN of the instance."
+  value       = aws_db_instance.this.arn
+}
+
+output "client_ingress_rule_ids" {
+  description = "Ingress rules that let the Lambdas reach 5432 (the bootstrap waits for them)."
+  value       = aws_vpc_security_group_ingress_rule.from_clients[*].id
+}
+
+output "log_group_names" {
+  description = "CloudWatch log groups of the exported RDS logs."
+  value       = [for g in aws_cloudwatch_log_group.exports : g.name]
 }

@@ -1,6 +1,11 @@
 variable "name" {
-  description = "Instance identifier and prefix of related resources."
+  description = "Instance identifier and prefix of related resources (RDS rules: a letter first, letters, digits and single hyphens, no trailing hyphen)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,40}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "name must start with a lowercase letter, hold lowercase letters, digits and single hyphens, and not end with a hyphen (RDS identifier rules), at most 42 characters."
+  }
 }
 
 variable "vpc_id" {
@@ -94,7 +99,7 @@ variable "client_security_group_ids" {
 }
 
 variable "allowed_cidrs" {
-  description = "Extra IPv4 ranges allowed to reach 5432: Datastream's static IPs as /32s, or its private-connectivity /29. Never 0.0.0.0/0."
+  description = "IPv4 ranges allowed to reach 5432 through one prefix-list rule: Datastream's static IPs as /32s, or its private-connectivity /29. May be unknown at plan. Never 0.0.0.0/0. Residual risk of the /32s: they are shared by every Datastream user of the region, so TLS, the password and pg_hba are what keep other tenants out; use private_vpn for production."
   type        = list(string)
   default     = []
 
@@ -114,12 +119,6 @@ variable "ca_cert_identifier" {
   description = "RDS server certificate authority (Datastream and the Lambdas verify it)."
   type        = string
   default     = "rds-ca-rsa2048-g1"
-}
-
-variable "lookup_private_ip" {
-  description = "Look up the instance's private IP (Datastream private connectivity cannot resolve DNS)."
-  type        = bool
-  default     = false
 }
 
 variable "alarm_email" {
@@ -143,4 +142,22 @@ variable "monitoring_interval_s" {
     condition     = contains([0, 1, 5, 10, 15, 30, 60], var.monitoring_interval_s)
     error_message = "monitoring_interval_s must be one of 0, 1, 5, 10, 15, 30, 60."
   }
+}
+
+variable "allowed_cidrs_max" {
+  description = "Capacity of the Datastream prefix list (each entry counts as one rule against the security group's rule quota)."
+  type        = number
+  default     = 20
+}
+
+variable "cloudwatch_log_exports" {
+  description = "RDS logs exported to CloudWatch, each into a log group created here with log_retention_days."
+  type        = list(string)
+  default     = ["postgresql", "upgrade"]
+}
+
+variable "log_retention_days" {
+  description = "Retention of the exported RDS log groups, in days."
+  type        = number
+  default     = 90
 }

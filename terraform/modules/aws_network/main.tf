@@ -2,19 +2,29 @@
 # must be reachable by Datastream's IP allowlist, interface endpoints instead of a NAT gateway
 # (nothing in the private subnets can reach the internet), and flow logs.
 
-# Zones are named explicitly so the subnet layout never shifts when AWS adds a zone.
+# Zones are picked by their letter so the subnet layout never shifts when AWS adds a zone (no
+# region name needed: data.aws_region's `name` is deprecated in provider 6, `region` missing in 5).
 data "aws_availability_zones" "available" {
+  # checkov:skip=CKV_AWS_394:the zones used are chosen by letter in local.azs (sorted, first az_count of the allowed letters), so a zone AWS adds later never changes the layout
   state = "available"
   filter {
-    name   = "zone-name"
-    values = [for s in var.availability_zone_suffixes : "${data.aws_region.current.name}${s}"]
+    name   = "zone-type"
+    values = ["availability-zone"]
   }
 }
 
-data "aws_region" "current" {}
-
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  azs = slice(sort([
+    for z in data.aws_availability_zones.available.names : z
+    if contains(var.availability_zone_suffixes, substr(z, length(z) - 1, 1))
+  ]), 0, var.az_count)
+}
+
+# The regional service name of each endpoint (com.amazonaws.<region>.<service>).
+data "aws_vpc_endpoint_service" "interface" {
+  for_each     = toset(var.interface_endpoints)
+  service      = each.value
+  service_type = "Interface"
 }
 
 resource "aws_vpc" "this" {
@@ -128,7 +138,7 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
 resource "aws_vpc_endpoint" "interface" {
   for_each            = toset(var.interface_endpoints)
   vpc_id              = aws_vpc.this.id
-  service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.value}"
+  service_name        = data.aws_vpc_endpoint_service.interface[each.value].service_name
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
   subnet_ids          = aws_subnet.private[*].id

@@ -12,3 +12,13 @@ output "stream_name" {
   description = "Full resource name of the stream."
   value       = google_datastream_stream.this.name
 }
+
+output "views" {
+  description = "Views deployed from the views folder."
+  value       = sort(keys(google_bigquery_table.view))
+}
+
+output "views_pending" {
+  description = "Views still placeholders because their tables do not exist yet (apply again after the backfill)."
+  value       = sort([for name, ready in local.views_ready : name if !ready])
+}

@@ -8,6 +8,17 @@ variable "region" {
   type        = string
 }
 
+variable "name" {
+  description = "Environment name: prefix of the Datastream profiles, stream and private connection."
+  type        = string
+  default     = "hybridshop"
+}
+
+variable "views_dir" {
+  description = "Folder of the BigQuery views, one <view_name>.sql each, tables written as `${project}.${dataset}.public_orders`."
+  type        = string
+}
+
 variable "dataset_id" {
   description = "BigQuery dataset Datastream writes into (single dataset: tables named public_<table>)."
   type        = string
@@ -54,8 +65,13 @@ variable "db_password" {
 }
 
 variable "rds_ca_certificate" {
-  description = "PEM of the RDS certificate authority Datastream verifies the server against."
+  description = "PEM of the one RDS root CA Datastream verifies the server against (the region's root for the instance's ca_cert_identifier; not the global bundle)."
   type        = string
+
+  validation {
+    condition     = length(regexall("BEGIN CERTIFICATE", var.rds_ca_certificate)) == 1
+    error_message = "rds_ca_certificate must hold exactly one PEM certificate, the region's RDS root CA: run `hybridshop package` (it writes build/rds-ca/<region>/<ca id>.pem)."
+  }
 }
 
 variable "publication" {

@@ -8,6 +8,12 @@ variable "region" {
   type        = string
 }
 
+variable "name" {
+  description = "Environment name: prefix of the build service account and bucket."
+  type        = string
+  default     = "hybridshop"
+}
+
 variable "repository_id" {
   description = "Artifact Registry repository name."
   type        = string

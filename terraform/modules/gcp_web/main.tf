@@ -4,7 +4,7 @@
 resource "google_service_account" "shop" {
   project      = var.project_id
   account_id   = var.name
-  display_name = "hybridshop web shop (Cloud Run)"
+  display_name = "${var.name} web shop (Cloud Run)"
   description  = "Identity of the shop; the AWS API accepts only ID tokens of this account"
 }
 
@@ -42,8 +42,10 @@ resource "google_cloud_run_v2_service" "shop" {
   deletion_protection = var.deletion_protection
 
   template {
-    service_account                  = google_service_account.shop.email
-    max_instance_request_concurrency = 40
+    service_account = google_service_account.shop.email
+    # One setting: Cloud Run sends at most as many requests as gunicorn has threads
+    # (WEB_THREADS below, read by the image's command).
+    max_instance_request_concurrency = var.concurrency
     timeout                          = "30s"
 
     scaling {
@@ -79,6 +81,10 @@ resource "google_cloud_run_v2_service" "shop" {
         value = "production"
       }
       env {
+        name  = "WEB_THREADS"
+        value = tostring(var.concurrency)
+      }
+      env {
         name = "SECRET_KEY"
         value_source {
           secret_key_ref {
@@ -88,10 +94,25 @@ resource "google_cloud_run_v2_service" "shop" {
         }
       }
 
+      # Paths ending in z are reserved by Cloud Run's front end: /health, not /healthz.
+      # Liveness never calls the API in the other cloud (restarting would not fix it).
       startup_probe {
-        tcp_socket {
+        http_get {
+          path = "/health"
           port = 8080
         }
+        period_seconds    = 2
+        failure_threshold = 15
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/health"
+          port = 8080
+        }
+        period_seconds    = 30
+        failure_threshold = 3
+        timeout_seconds   = 5
       }
     }
   }

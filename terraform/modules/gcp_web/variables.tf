@@ -22,6 +22,11 @@ variable "image" {
     condition     = !endswith(var.image, ":latest") && (strcontains(var.image, "@sha256:") || can(regex(":[^/]+$", var.image)))
     error_message = "image must carry an explicit tag or digest, not :latest."
   }
+
+  validation {
+    condition     = !endswith(var.image, ":not-built")
+    error_message = "The shop image is not built (no build/cloudrun/IMAGE_TAG): run `hybridshop deploy`, which packages, builds it with Cloud Build and applies; or set shop_image."
+  }
 }
 
 variable "api_base_url" {
@@ -62,4 +67,10 @@ variable "deletion_protection" {
   description = "Refuse to delete the Cloud Run service (provider v7 defaults to true)."
   type        = bool
   default     = false
+}
+
+variable "concurrency" {
+  description = "Requests per instance: Cloud Run's max_instance_request_concurrency and gunicorn's threads (WEB_THREADS)."
+  type        = number
+  default     = 8
 }

@@ -9,6 +9,7 @@ becomes an ``ElementError`` in ``Project.errors`` and the rest of the project st
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
@@ -254,12 +255,17 @@ class Project:
 
 
 def default_project_path() -> Path:
-    """The ``looker/`` folder of this repository (or of the current directory)."""
+    """The ``looker/`` folder: this repository's (a checkout or an editable install), else the
+    copy a wheel installs under ``<prefix>/share/hybridshop/looker``, else the current
+    directory's."""
     here = Path(__file__).resolve()
     for parent in here.parents:
         candidate = parent / "looker"
         if (candidate / "manifest.lkml").exists():
             return candidate
+    installed = Path(sys.prefix) / "share" / "hybridshop" / "looker"
+    if (installed / "manifest.lkml").exists():
+        return installed
     return Path.cwd() / "looker"
 
 

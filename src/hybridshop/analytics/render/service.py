@@ -8,6 +8,7 @@ open pages polling the same dashboard run its queries once per change.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,9 @@ from typing import Any
 from hybridshop.analytics.render.tiles import Tile, build_tile, parse_refresh
 from hybridshop.analytics.render.warehouse import WarehouseFile, WarehouseUnavailable
 
+log = logging.getLogger("hybridshop.dashboards")
 CACHE_TTL_S = 10.0  # relative date filters ("7 days") move with the clock: recompute anyway
+SUGGESTIONS_TTL_S = 60.0
 MIN_REFRESH_S = 1.0  # recompute a view at most this often while the warehouse keeps changing
 
 
@@ -41,11 +44,15 @@ class DashboardData:
     generated_at_ms: int
     took_ms: float
     as_of_ms: int | None = None  # relative date filters pinned to this time (reports)
+    suggestions: dict[str, list[str]] | None = None  # filter name -> values of its field
 
     def to_dict(self) -> dict[str, Any]:
+        meta = dashboard_meta(self.dashboard, self.filters)
+        for f in meta["filters"]:
+            f["suggestions"] = (self.suggestions or {}).get(f["name"], [])
         return {
             "as_of_ms": self.as_of_ms,
-            "dashboard": dashboard_meta(self.dashboard, self.filters),
+            "dashboard": meta,
             "tiles": [t.to_dict() for t in self.tiles],
             "warehouse": self.warehouse,
             "generated_at_ms": self.generated_at_ms,
@@ -115,6 +122,7 @@ class DashboardService:
         self._stamp_checked = 0.0
         self._cache: dict[tuple[Any, ...], tuple[float, str, DashboardData]] = {}
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._suggest_cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
         self._ttl = cache_ttl_s
         self._min_refresh = min_refresh_s
         self._now = now  # pins relative date filters ("7 days"), for benchmarks and tests
@@ -132,6 +140,7 @@ class DashboardService:
                     self._project = self._load(self.project_dir)
                     self._stamp = _project_stamp(Path(self._project.root))
                     self._cache.clear()
+                    self._suggest_cache.clear()
             return self._project
 
     def dashboards(self) -> list[Any]:
@@ -182,6 +191,7 @@ class DashboardService:
                     return data
             started = time.perf_counter()
             tiles = self._tiles(dashboard, filters)
+            suggestions = self._cached_suggestions(dashboard)
             data = DashboardData(
                 dashboard,
                 filters,
@@ -190,6 +200,7 @@ class DashboardService:
                 int(time.time() * 1000),
                 (time.perf_counter() - started) * 1000,
                 int(self._now.timestamp() * 1000) if self._now is not None else None,
+                suggestions,
             )
             if len(self._cache) > 256:
                 self._cache.clear()
@@ -204,6 +215,43 @@ class DashboardService:
             if tile.name == element:
                 return tile
         raise UnknownElement(element)
+
+    def _cached_suggestions(self, dashboard: Any) -> dict[str, list[str]]:
+        """Suggestions change rarely (a new category): recomputed once a minute at most."""
+        now = time.monotonic()
+        hit = self._suggest_cache.get(dashboard.name)
+        if hit is not None and now - hit[0] < SUGGESTIONS_TTL_S:
+            return hit[1]
+        values = self._suggestions(dashboard)
+        self._suggest_cache[dashboard.name] = (now, values)
+        return values
+
+    def _suggestions(self, dashboard: Any) -> dict[str, list[str]]:
+        """Values to offer in each string filter: its field's values in its explore (as
+        Looker's suggestions), at most 100, only for filters on a string field."""
+        from hybridshop.analytics.lookml import compile_query, run_query
+
+        project = self.project
+        out: dict[str, list[str]] = {}
+        for f in dashboard.filters:
+            if not (f.field and f.explore) or f.type == "date_filter":
+                continue
+            field = _field(project, f.field)
+            if field is None or field.category != "dimension" or field.type != "string":
+                continue
+            compiled = compile_query(
+                project, f.model, f.explore, [f.field], sorts=[f"{f.field} asc"], limit=100
+            )
+            if not compiled.ok:
+                continue
+            try:
+                with self.warehouse.cursor() as cur:
+                    rows = run_query(compiled, cur).rows
+            except Exception as exc:  # noqa: BLE001 - no suggestions is fine, a broken page is not
+                log.debug("no suggestions for filter %s: %s", f.name, exc)
+                continue
+            out[f.name] = [str(r[f.field]) for r in rows if r.get(f.field) is not None]
+        return out
 
     def _tiles(self, dashboard: Any, filters: dict[str, str]) -> list[Tile]:
         project = self.project
@@ -244,3 +292,10 @@ def _unavailable(message: str) -> Callable[[Any, Any], Any]:
         raise WarehouseUnavailable(message)
 
     return run
+
+
+def _field(project: Any, ref: str) -> Any:
+    """The LookML field ``view.field`` of the project, or None."""
+    view_name, _, name = ref.partition(".")
+    view = getattr(project, "views", {}).get(view_name)
+    return None if view is None else view.fields.get(name)

@@ -1,4 +1,7 @@
-"""Health endpoints for Cloud Run probes: liveness never depends on the API in another cloud."""
+"""Health endpoints for Cloud Run probes: liveness never depends on the API in another cloud.
+
+Not /healthz: Cloud Run's front end reserves paths ending in z and never forwards them.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,14 @@ from hybridshop.web.app import shop
 bp = Blueprint("health", __name__)
 
 
-@bp.get("/healthz")
-def healthz() -> Response:
+@bp.get("/health")
+def health() -> Response:
     """Liveness: the process serves requests. Restarting us would not fix a remote API."""
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
+@bp.get("/ready")
+def ready() -> tuple[Response, int]:
     """Readiness/diagnostics: can we reach the API with our identity right now?"""
     try:
         shop().api.list_products(limit=1)

@@ -226,7 +226,8 @@
   }
 
   function suggestions(f) {
-    // values of the filtered field seen in the tiles (e.g. every category on the dashboard)
+    // the field's values in the warehouse, else those seen in the tiles
+    if (f.suggestions && f.suggestions.length) return f.suggestions;
     var seen = {};
     data.tiles.forEach(function (t) {
       (t.columns || []).forEach(function (c) {
