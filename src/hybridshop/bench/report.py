@@ -652,17 +652,21 @@ class AreaRun:
 def accepted_options(area: str) -> set[str]:
     """The options ``hybridshop bench <area>`` accepts (so --quick never passes one the
     area does not have, whichever version of it is installed)."""
-    import click
     import typer
 
     from hybridshop.cli.bench import app
 
-    group = typer.main.get_command(app)
-    assert isinstance(group, click.Group)
-    command = group.commands.get(area)
+    # duck-typed: recent typer ships its own copy of click
+    commands: dict[str, Any] = getattr(typer.main.get_command(app), "commands", {})
+    command = commands.get(area)
     if command is None:
         return set()
-    return {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+    return {
+        opt
+        for p in command.params
+        if getattr(p, "param_type_name", "") == "option"
+        for opt in p.opts
+    }
 
 
 def area_command(area: str, out: Path, quick: bool = False, extra: Iterable[str] = ()) -> list[str]:
