@@ -459,7 +459,12 @@ AREAS: dict[str, Area] = {
             "Draining changes into DuckDB vs pg_recvlogical decoding the same WAL to "
             "/dev/null; commit-to-visible lag at a steady rate; backfill vs COPY of the same "
             "table; a single large transaction's memory and catch-up.",
-            (("--changes", "20000"), ("--seconds", "5"), ("--rows", "100000")),
+            (
+                ("--changes", "20000"),
+                ("--seconds", "5"),
+                ("--rows", "100000"),
+                ("--large-txn-rows", "50000"),
+            ),
             cdc_figures,
         ),
         Area(
