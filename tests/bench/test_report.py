@@ -121,7 +121,7 @@ def test_report_from_a_recorded_run(tmp_path: Path) -> None:
     assert _row(cdc_md, "backfill ")[-1] == _verdict(cdc["backfill_ratio"] >= backfill_target)
 
     for name, dash in bi["dashboards"].items():
-        row = _row(_section(md, "bi"), f"{name}: all tiles")
+        row = _row(_section(md, "bi"), f"{name} dashboard: all tiles")
         assert row[3] == f"{dash['ratio_vs_handwritten']:.2f}"
         assert row[-1] == _verdict(
             dash["ratio_vs_handwritten"] <= bi["targets"]["ratio_vs_handwritten"]
@@ -278,7 +278,7 @@ def test_bench_all_isolates_a_failing_area(tmp_path: Path) -> None:
     assert "must be one of" in _section(md, "cdc")  # the area's own error message
     bi = json.loads((results / "bi.json").read_text())
     assert bi["orders"] == 3000
-    assert _row(_section(md, "bi"), "sales: all tiles")[3] == (
+    assert _row(_section(md, "bi"), "sales dashboard: all tiles")[3] == (
         f"{bi['dashboards']['sales']['ratio_vs_handwritten']:.2f}"
     )
     assert (doc.parent / "benchmarks" / "bi-tiles.png").read_bytes()[:8] == PNG_SIGNATURE

@@ -162,7 +162,7 @@ def fmt(value: float | None, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     magnitude = abs(value)
-    if magnitude >= 1000:
+    if magnitude >= 1000 or (magnitude >= 10 and float(value).is_integer()):
         text = f"{value:,.0f}"
     elif magnitude >= 100:
         text = f"{value:.0f}"
@@ -347,7 +347,7 @@ def bi_figures(f: Figures) -> None:
         hand = sum(num(t, "handwritten_p50_ms") or 0 for t in tiles.values()) or None
         f.add(
             Figure(
-                f"{name}: all tiles, sum of p50s (LookML compiled to DuckDB)",
+                f"{name} dashboard: all tiles, sum of p50s",
                 ours,
                 "ms",
                 _b("hand-written DuckDB SQL:", hand, "ms"),
@@ -1268,6 +1268,7 @@ def load_plot(manifest: dict[str, Any]) -> Plot | None:
                     "color": {
                         "field": "area",
                         "type": "nominal",
+                        "scale": {"domain": [span["area"] for span in spans]},
                         "title": "area running",
                         "legend": {"orient": "top"},
                     },
@@ -1411,9 +1412,9 @@ def render_report(
     lines += [
         "## Summary",
         "",
-        "Headline figures (each area's section has them all). *ratio*: ours ÷ the baseline as "
-        "each benchmark defines it (for times: baseline time ÷ ours, higher is better); "
-        "*÷ target*: the ratio (or value) divided by its target.",
+        "Headline figures (each area's section has them all). *ratio*: ours ÷ the same-run "
+        "baseline, as each benchmark defines it (for a throughput higher is better, for a "
+        "time lower is better); *÷ target*: the ratio (or the value) divided by its target.",
         "",
         "| area " + HEADER,
         "|---" + RULE,
