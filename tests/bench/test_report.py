@@ -282,3 +282,36 @@ def test_bench_all_isolates_a_failing_area(tmp_path: Path) -> None:
         f"{bi['dashboards']['sales']['ratio_vs_handwritten']:.2f}"
     )
     assert (doc.parent / "benchmarks" / "bi-tiles.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.slow
+def test_bench_all_stops_an_area_past_its_timeout(tmp_path: Path) -> None:
+    """bi on 5,000,000 orders cannot finish in 3 s: it is stopped (SIGINT, then harder),
+    reported as timed out, and the report is still written."""
+    results, doc = tmp_path / "results", tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [
+            shutil.which("hybridshop") or "hybridshop",
+            "bench", "all", "--only", "bi", "--timeout", "0.05",
+            "--area-args", "bi=--orders 5000000",
+            "--results-dir", str(results), "--report", str(doc),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = json.loads((results / "run.json").read_text())["areas"]["bi"]
+    assert run["status"] == "timed out" and run["seconds"] < 120
+    assert not (results / "bi.json").exists()
+    assert "`bi` (timed out: stopped after the time allowed" in doc.read_text()
+    assert _processes_with(str(results / "bi.json")) == [], "the stopped area left a process"
+
+
+def _processes_with(argument: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in cmdline.read_bytes().split(b"\0"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
