@@ -216,7 +216,11 @@ def test_readme_block_quotes_the_headline(tmp_path: Path) -> None:
     manifest = _manifest(dict.fromkeys(AREA_ORDER, "ok"))
     block = readme_block(manifest, {a: _load(a) for a in AREA_ORDER}, "docs/benchmarks.md")
     web = _load("web")
-    assert f"| web | catalog page p50 (gunicorn, as on Cloud Run) | {web['ratio']:.2f} |" in block
+    row = _row(block, "| web |")
+    assert row[1] == "catalog page p50 (gunicorn, as on Cloud Run)"
+    assert row[4] == f"{web['ratio']:.2f}" and row[-1] == _verdict(
+        web["ratio"] < web["target_ratio"]
+    )
     readme = tmp_path / "README.md"
     readme.write_text(
         "# x\n\n## Benchmarks\n\n<!-- bench-all:begin -->\nold\n<!-- bench-all:end -->\n\n## Next\n"

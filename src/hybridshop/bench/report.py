@@ -1505,24 +1505,35 @@ def readme_block(manifest: dict[str, Any], results: dict[str, dict[str, Any]], d
     """The headline table the README quotes, between its bench-all markers."""
     during = manifest.get("load_during") or {}
     cores = (manifest.get("machine") or {}).get("cores")
-    quick = " with `--quick` (smallest sizes)" if manifest.get("quick") else ""
+    sizes = "`--quick` (smallest sizes)" if manifest.get("quick") else "full sizes"
+    load = (
+        f"load average {during['mean']:.1f} on average, up to {during['max']:.1f}"
+        if during
+        else "load not sampled"
+    )
     lines = [
         BEGIN,
-        f"Headline ratios from the last `hybridshop bench all`{quick} "
-        f"({manifest.get('started_at', '?')[:10]}, {cores} shared cores, load average "
-        f"{_load_text(during)}); all figures, baselines, machine and plots: [{doc}]({doc}).",
+        f"From the last `hybridshop bench all`, {sizes}, {manifest.get('started_at', '?')} on "
+        f"{cores} shared cores ({load}); every figure, the machine and the plots are in "
+        f"[{doc}]({doc}).",
         "",
-        "| area | figure | ratio (or value) | target | verdict |",
-        "|---|---|---:|---|---|",
+        "| area | figure | ours | same-run baseline | ratio (or value) | target | verdict |",
+        "|---|---|---:|---|---:|---|---|",
     ]
     for area, data in results.items():
         for fig in area_figures(area, data)[0]:
             if fig.headline and fig.target is not None:
-                subject = fmt(fig.subject) + ("" if fig.on == "ratio" else f" {fig.unit}")
-                lines.append(
-                    f"| {area} | {_cell(fig.label)} | {subject} | {fig.target.text()} | "
-                    f"{fig.verdict} |"
-                )
+                unit = "" if fig.on == "ratio" else f" {fig.unit}"
+                cells = [
+                    area,
+                    fig.label,
+                    fmt(fig.value, fig.unit),
+                    fig.baseline or "—",
+                    fmt(fig.subject) + unit,
+                    fig.target.text() + unit,
+                    {"met": "✅ met", "not met": "❌ not met"}.get(fig.verdict, "—"),
+                ]
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     missing = [a for a, r in (manifest.get("areas") or {}).items() if r.get("status") != "ok"]
     if missing:
         lines += ["", "Not measured in that run: " + ", ".join(missing) + "."]
