@@ -319,3 +319,34 @@ def _processes_with(argument: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_memory_and_attack_figures_when_the_benches_record_them(tmp_path: Path) -> None:
+    """The fields bench api (attack phase, gateway RSS) and bench cdc (large transaction)
+    add, in the shape they write them: headline rows with their declared targets."""
+    api, cdc = _load("api"), _load("cdc")
+    attacks = {"probe_p50_ms": 3.2, "probe_max_ms": 140.0, "gateway_rss_before_mb": 60.0,
+               "gateway_rss_peak_during_mb": 90.0}  # fmt: skip
+    api_targets = {**api["targets"], "gateway_rss_peak_during_attacks_mb": 200,
+                   "probe_ms_during_attacks": 100}  # fmt: skip
+    large = {"large_txn_rows": 500000, "large_txn_peak_rss_mb": 450.0,
+             "large_txn_rss_before_mb": 90.0, "large_txn_catch_up_s": 20.5,
+             "large_txn_pg_recvlogical_s": 8.2, "large_txn_ratio": 0.4}  # fmt: skip
+    cdc_targets = {**cdc["targets"], "large_txn_peak_rss_mb": "< 400 (500,000 rows)"}
+    results = _results(
+        tmp_path,
+        {
+            "api": {"attacks": attacks, "targets": api_targets},
+            "cdc": {**large, "targets": cdc_targets},
+        },
+    )
+    doc = tmp_path / "benchmarks.md"
+    write_report(results, doc, _manifest(dict.fromkeys(AREA_ORDER, "ok")))
+    md = doc.read_text()
+    row = _row(_section(md, "api"), "gateway peak RSS during")
+    assert row[0].startswith("**") and row[1] == "90 MB" and row[-1] == "✅ met"
+    assert _row(_section(md, "api"), "probe latency during")[-1] == "❌ not met"
+    row = _row(_section(md, "cdc"), "replicator peak RSS")
+    assert row[4] == "value < 400 MB (500,000 rows)" and row[-1] == "❌ not met"
+    assert _row(_section(md, "cdc"), "catch-up after")[3] == "0.40"
+    assert "Targets this benchmark declares" not in md

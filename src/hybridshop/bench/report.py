@@ -63,9 +63,9 @@ class Target:
     def met(self, subject: float) -> bool:
         return _OPS[self.op](subject, self.value)
 
-    def text(self) -> str:
+    def text(self, unit: str = "") -> str:
         sign = {">=": "≥", "<=": "≤"}.get(self.op, self.op)
-        return f"{sign} {self.value:g}" + (f" ({self.note})" if self.note else "")
+        return f"{sign} {self.value:g} {unit}".rstrip() + (f" {self.note}" if self.note else "")
 
 
 def parse_target(raw: Any, default_op: str) -> Target | None:
@@ -218,6 +218,7 @@ def api_figures(f: Figures) -> None:
             _b("before the attacks", num(attacks, "gateway_rss_before_mb"), "MB"),
             target=f.target("gateway_rss_peak_during_attacks_mb", "<="),
             on="value",
+            headline=True,
         )
     )
     f.add(
@@ -326,6 +327,7 @@ def cdc_figures(f: Figures) -> None:
             _b("before it:", num(d, "large_txn_rss_before_mb"), "MB"),
             target=f.target("large_txn_peak_rss_mb", "<"),
             on="value",
+            headline=True,
         )
     )
     ours, theirs = num(d, "large_txn_catch_up_s"), num(d, "large_txn_pg_recvlogical_s")
@@ -970,7 +972,7 @@ def api_plots(data: dict[str, Any], figures: list[Figure]) -> list[Plot]:
         goal = parse_target(targets.get(f"p99_ms_at_{n}_clients"), "<=")
         if goal is not None:
             goals.append(
-                {"clients": int(n), "ms": goal.value, "label": f"p99 target {goal.text()} ms"}
+                {"clients": int(n), "ms": goal.value, "label": f"p99 target {goal.text('ms')}"}
             )
     color = {
         "field": "series",
@@ -1089,7 +1091,7 @@ def cdc_plots(data: dict[str, Any], figures: list[Figure]) -> list[Plot]:
     ]
     target = parse_target((data.get("targets") or {}).get("lag_p99_ms"), "<")
     if target is not None:
-        layers += _rule_text(target.value, f"target p99 {target.text()} ms")
+        layers += _rule_text(target.value, f"target p99 {target.text('ms')}")
     p99 = num(data, "lag_p99_ms")
     if p99 is not None:
         measured = _rule_text(p99, f"measured p99 {fmt(p99)} ms", dash=True)
@@ -1154,7 +1156,7 @@ def bi_plots(data: dict[str, Any], figures: list[Figure]) -> list[Plot]:
     ]
     target = parse_target((data.get("targets") or {}).get("p50_tile_ms"), "<")
     if target is not None:
-        layers += _rule_text(target.value, f"target {target.text()} ms", axis="x")
+        layers += _rule_text(target.value, f"target {target.text('ms')}", axis="x")
     orders = fmt(num(data, "orders"))
     spec = _spec(
         f"bench bi: dashboard tile times on {orders} orders",
@@ -1185,7 +1187,7 @@ def summary_plot(figures: dict[str, list[Figure]]) -> Plot | None:
                 label = label if len(label) <= 60 else label[:59] + "…"
                 rows.append(
                     {
-                        "figure": f"{label}: {subject} vs {fig.target.text()}",
+                        "figure": f"{label}: {subject} vs {fig.target.text(fig.unit if fig.on == 'value' else '')}",
                         "score": max(min(score, 1000.0), 0.001),
                         "one": 1.0,
                         "verdict": fig.verdict,
@@ -1322,9 +1324,7 @@ def _cell(text: str) -> str:
 
 def _figure_row(fig: Figure, area: str | None = None) -> str:
     label = f"**{fig.label}**" if fig.headline else fig.label
-    target = (
-        fig.target.text() + ("" if fig.on == "ratio" else f" {fig.unit}") if fig.target else "—"
-    )
+    target = fig.target.text("" if fig.on == "ratio" else fig.unit) if fig.target else "—"
     of_target = f"{fig.of_target:.2f}x" if fig.of_target is not None else "—"
     verdict = {"met": "✅ met", "not met": "❌ not met"}.get(fig.verdict, "—")
     on = "ratio" if fig.on == "ratio" else "value"
@@ -1530,7 +1530,7 @@ def readme_block(manifest: dict[str, Any], results: dict[str, dict[str, Any]], d
                     fmt(fig.value, fig.unit),
                     fig.baseline or "—",
                     fmt(fig.subject) + unit,
-                    fig.target.text() + unit,
+                    fig.target.text(unit.strip()),
                     {"met": "✅ met", "not met": "❌ not met"}.get(fig.verdict, "—"),
                 ]
                 lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
