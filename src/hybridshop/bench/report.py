@@ -442,7 +442,7 @@ AREAS: dict[str, Area] = {
             (
                 ("--clients", "8"),
                 ("--clients", "32"),
-                ("--seconds", "3"),
+                ("--seconds", "5"),
                 ("--attack-seconds", "5"),
             ),
             api_figures,
@@ -462,9 +462,9 @@ AREAS: dict[str, Area] = {
             "/dev/null; commit-to-visible lag at a steady rate; backfill vs COPY of the same "
             "table; a single large transaction's memory and catch-up.",
             (
-                ("--changes", "20000"),
+                ("--changes", "50000"),
                 ("--seconds", "5"),
-                ("--rows", "100000"),
+                ("--rows", "200000"),
                 ("--large-txn-rows", "50000"),
             ),
             cdc_figures,
