@@ -434,7 +434,7 @@ AREAS: dict[str, Area] = {
     for a in (
         Area(
             "api",
-            "API: purchases through the local API Gateway",
+            "purchases through the local API Gateway",
             "The purchase (guarded UPDATE + INSERT, one commit) over keep-alive HTTP → local "
             "API Gateway → GetItem handler, against pgbench running the very same SQL on the "
             "same private PostgreSQL, per client count; then slow-reader and pipelining "
@@ -449,7 +449,7 @@ AREAS: dict[str, Area] = {
         ),
         Area(
             "web",
-            "Web shop: the catalog page vs the API call it makes",
+            "the shop's catalog page vs the API call it makes",
             "The catalog page (shop → API → PostgreSQL, render) against the API call alone, "
             "interleaved in the same run, on gunicorn as on Cloud Run (headline) and werkzeug.",
             (("--products", "200"), ("--requests", "100")),
@@ -457,7 +457,7 @@ AREAS: dict[str, Area] = {
         ),
         Area(
             "cdc",
-            "CDC: the local Datastream",
+            "the local Datastream (CDC)",
             "Draining changes into DuckDB vs pg_recvlogical decoding the same WAL to "
             "/dev/null; commit-to-visible lag at a steady rate; backfill vs COPY of the same "
             "table; a single large transaction's memory and catch-up.",
@@ -471,7 +471,7 @@ AREAS: dict[str, Area] = {
         ),
         Area(
             "bi",
-            "BI: dashboard tiles",
+            "dashboard tiles (BI)",
             "Every dashboard tile compiled from the LookML to DuckDB SQL vs a hand-written "
             "minimal DuckDB query giving the same numbers (checked), alternating in the same "
             "run, on a synthetic warehouse in Datastream's layout.",
@@ -480,7 +480,7 @@ AREAS: dict[str, Area] = {
         ),
         Area(
             "simulate",
-            "Simulator: live load and history",
+            "the simulator: live load and history",
             "`hybridshop simulate` purchases/s vs what the gateway could serve for the very "
             "same requests (replayed by a lean client); `--backfill-days` rows/s vs COPY of "
             "the same rows.",
