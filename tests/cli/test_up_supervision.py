@@ -263,7 +263,7 @@ def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:
     supervisor.start(shop)
     first = shop.server
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
         first._server.shutdown()  # its serving loop ends, as if the thread had died
         deadline = time.monotonic() + 20
@@ -274,7 +274,7 @@ def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:
         assert [e.kind for e in events] == ["started", "died", "restarting", "restarted"]
         assert events[1].message == "stopped serving"
         assert shop.server is not first
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
         assert supervisor.status() == [
             ("web shop", "running", f"http://127.0.0.1:{port} (1 recent failure(s))")

@@ -11,7 +11,6 @@ import duckdb
 import psycopg2
 import pytest
 
-from hybridshop.datastream.destination import StreamLayout, Warehouse
 from hybridshop.datastream.service import start_replicator
 from hybridshop.datastream.source import TypeCatalog, page_ranges, published_tables
 
@@ -134,9 +133,10 @@ def test_chunked_append_only_backfill_keeps_values_and_sequence(stream: Stream) 
     assert infinite == (1,)
 
 
-def test_load_failure_stops_the_copy_and_leaves_no_state(stream: Stream) -> None:
-    """DuckDB refusing a value mid-backfill (here a BC timestamp, which DuckDB cannot parse)
-    cancels the running COPY, ends the copy thread and commits nothing."""
+def test_load_failure_cancels_the_copy_then_rejects_the_row(stream: Stream) -> None:
+    """DuckDB refusing a value mid-backfill (here a BC timestamp) cancels the running COPY
+    and commits nothing; the backfill then starts over with checked casts, loads every other
+    row and records the refused one in ``_datastream_errors``."""
     execute(
         stream.dsn,
         "INSERT INTO products (name, price, created_at) VALUES ('old', 1, '0044-03-15 BC')",
@@ -145,18 +145,20 @@ def test_load_failure_stops_the_copy_and_leaves_no_state(stream: Stream) -> None
     handle = start_replicator(
         stream.dsn, stream.duckdb_path, config=stream.config(backfill_chunk_pages=CHUNK_PAGES)
     )
-    handle.thread.join(60)
-    assert not handle.is_alive()
-    assert isinstance(handle.errors[-1], duckdb.Error), handle.errors
-    assert not [t for t in threading.enumerate() if t.name == "backfill-copy"]
-    wh = Warehouse(stream.duckdb_path, StreamLayout())
     try:
-        assert wh.state(stream.slot) is None
-        assert wh.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'public_products'"
-        ).fetchone() == (0,)
+        wait_streaming(handle)
+        assert not [t for t in threading.enumerate() if t.name == "backfill-copy"]
     finally:
-        wh.close()
+        handle.stop()
+    assert handle.status()["rejected_changes"] == 1
+    con = duckdb.connect(str(stream.duckdb_path), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM public_products").fetchone() == (20000,)
+        assert con.execute(
+            "SELECT column_name, value, change_type FROM _datastream_errors"
+        ).fetchall() == [("created_at", "0044-03-15 00:00:00 BC", "INSERT")]
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("chunk_pages", [0, CHUNK_PAGES])

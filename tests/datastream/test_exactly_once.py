@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import psycopg2
 
+from hybridshop.datastream.liveness import read_liveness
 from hybridshop.datastream.service import spawn_replicator, start_replicator
 from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.migrate import apply_migrations
@@ -90,7 +91,14 @@ def _kill_loop(stream: Stream, mode: str, tmp_path: Path, kills: int) -> None:
                 # On a busy machine every run could die before its backfill commits and
                 # nothing would be streamed: let the first one reach the stream.
                 _wait_slot_active(stream, proc, log)
-            time.sleep(rng.uniform(0.3, 1.2))  # sometimes mid-backfill, mostly mid-stream
+            # Kill it once it works (its liveness file says backfill or streaming), not while
+            # Python starts: on a loaded machine a fixed delay would only ever kill imports.
+            deadline = time.monotonic() + 60
+            while read_liveness(stream.duckdb_path).get("phase") not in ("backfill", "streaming"):
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "replicator did not start"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.8))  # sometimes mid-backfill, mostly mid-stream
             assert proc.poll() is None, log.read_text()[-2000:]
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()

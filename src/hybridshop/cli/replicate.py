@@ -22,9 +22,14 @@ def _default_duckdb() -> Path:
 
 
 def _source_dsn(pg_port: int | None) -> str:
+    """``DATABASE_URL`` as is: a replicator never migrates or seeds a database it replicates
+    (it writes nothing there but its slot, heartbeat messages and, when asked, the
+    publication). Without it, the embedded shop database (created and migrated if needed)."""
+    import os
+
     from hybridshop.stack import ensure_database
 
-    return ensure_database(pg_port).dsn
+    return os.environ.get("DATABASE_URL") or ensure_database(pg_port).dsn
 
 
 @app.callback()
@@ -51,6 +56,12 @@ def replicate(
     no_snapshot: bool = typer.Option(
         False, "--no-reader-copy", help="Do not publish <name>.read.duckdb for other processes."
     ),
+    create_publication: bool = typer.Option(
+        None,
+        "--create-publication/--no-create-publication",
+        help="Create the publication if missing [yes for the embedded database, no with "
+        "DATABASE_URL: a replicator writes nothing to a source it was not asked to].",
+    ),
     pg_port: int = typer.Option(
         None, "--pg-port", help="Embedded PostgreSQL port (ignored with DATABASE_URL)."
     ),
@@ -68,10 +79,15 @@ def replicate(
 
     if mode not in ("merge", "append-only") or layout not in ("single", "per-schema"):
         raise typer.BadParameter("--mode is merge|append-only, --layout is single|per-schema")
+    import os
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     path = duckdb_path or _default_duckdb()
+    if create_publication is None:
+        create_publication = not os.environ.get("DATABASE_URL")
     config = ReplicatorConfig(
         dsn=_source_dsn(pg_port),
+        create_publication=create_publication,
         duckdb_path=path,
         slot=slot,
         publication=publication,
@@ -92,6 +108,97 @@ def replicate(
     except PrerequisiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except duckdb_lock_error() as exc:
+        typer.echo(f"error: {_locked(path, exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def duckdb_lock_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.IOException
+
+
+def _locked(path: Path, exc: Exception) -> str:
+    from hybridshop.datastream.liveness import read_liveness
+
+    live = read_liveness(path)
+    who = f" (replicator pid {live.get('pid')})" if live.get("running") else ""
+    return (
+        f"cannot open {path}: another process holds it{who}. Stop it, or pass another "
+        f"--duckdb. ({str(exc).strip().splitlines()[0]})"
+    )
+
+
+@app.command("backfill")
+def backfill_table(
+    tables: list[str] = typer.Argument(
+        ..., help="Tables to copy again: schema.table (or table in public)."
+    ),
+    duckdb_path: Path = typer.Option(None, "--duckdb"),
+    slot: str = typer.Option(DEFAULT_SLOT, "--slot"),
+    publication: str = typer.Option(DEFAULT_PUBLICATION, "--publication"),
+    mode: str = typer.Option("merge", "--mode", help="As the warehouse was started with."),
+    layout: str = typer.Option("single", "--layout", help="As the warehouse was started with."),
+    dataset_prefix: str = typer.Option("", "--dataset-prefix"),
+    timeout: float = typer.Option(
+        600.0, "--timeout", help="Seconds to wait for a running replicator."
+    ),
+    pg_port: int = typer.Option(None, "--pg-port"),
+) -> None:
+    """Copy tables again (a stopped table after a schema change, or on request) without
+    re-copying the others: snapshot + stream with no gap and no duplicate. A running
+    replicator does it between batches; otherwise it is done here and the next run resumes."""
+    import time
+
+    from hybridshop.datastream.liveness import read_liveness
+    from hybridshop.datastream.replicator import Replicator, ReplicatorConfig
+    from hybridshop.datastream.requests import request_backfill
+    from hybridshop.datastream.source import PrerequisiteError
+
+    names = {t if "." in t else f"public.{t}" for t in tables}
+    path = duckdb_path or _default_duckdb()
+    live = read_liveness(path)
+    if live["running"]:
+        key = ", ".join(sorted(names))
+        asked = time.time()
+        request_backfill(path, names)
+        typer.echo(f"asked the running replicator (pid {live.get('pid')}) to backfill {key}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            live = read_liveness(path)
+            if float((live.get("backfilled") or {}).get(key, 0)) >= asked:
+                typer.echo(f"backfilled {key}")
+                return
+            if not live["running"]:
+                typer.echo(f"error: the replicator stopped: {live.get('last_error')}", err=True)
+                raise typer.Exit(2)
+        typer.echo(f"error: no backfill of {key} within {timeout:.0f}s", err=True)
+        raise typer.Exit(2)
+    config = ReplicatorConfig(
+        dsn=_source_dsn(pg_port),
+        duckdb_path=path,
+        slot=slot,
+        publication=publication,
+        mode=mode,
+        layout=layout,
+        dataset_prefix=dataset_prefix,
+        create_publication=False,
+        progress=True,
+    )
+    try:
+        rows = Replicator(config).backfill_now(names)
+    except PrerequisiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except duckdb_lock_error() as exc:
+        typer.echo(f"error: {_locked(path, exc)}", err=True)
+        raise typer.Exit(2) from None
+    for name, count in rows.items():
+        typer.echo(
+            f"backfilled {name}: {count} rows (the replicator streams its changes from there)"
+        )
 
 
 @app.command("status")
@@ -101,18 +208,47 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     pg_port: int = typer.Option(None, "--pg-port"),
 ) -> None:
-    """Slot, confirmed LSN, lag (bytes, seconds), WAL retained, rows per table, last commit."""
-    import json
+    """Whether a replicator runs and its last error; slot, confirmed LSN, lag (bytes,
+    seconds), WAL retained, rows per table, last commit, rejected changes.
 
-    from hybridshop.datastream.status import gather_status
+    Exit code: 0 healthy, 1 rejected changes / stopped tables / failed replicator, 2 error."""
+    import json
+    import time
+
+    import psycopg2
+
+    from hybridshop.datastream.status import gather_status, status_exit_code, stopped_tables
 
     path = duckdb_path or _default_duckdb()
-    info = gather_status(_source_dsn(pg_port), path, slot, path.parent / "logs" / "replicator.log")
+    try:
+        info = gather_status(
+            _source_dsn(pg_port), path, slot, path.parent / "logs" / "replicator.log"
+        )
+    except psycopg2.Error as exc:
+        typer.echo(f"error: cannot read the source: {str(exc).strip()}", err=True)
+        raise typer.Exit(2) from None
+    code = status_exit_code(info)
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
-        return
-    src, dst = info["source"], info["destination"]
-    lines = [f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"]
+        raise typer.Exit(code)
+    live, src, dst = info["replicator"], info["source"], info["destination"]
+    if live.get("phase") is None:
+        running = "no replicator has run on this warehouse"
+    else:
+        running = "running" if live["running"] else "not running"
+        running += (
+            f" ({live['phase']}, pid {live.get('pid')}, heartbeat {live['heartbeat_age_s']}s ago)"
+        )
+    lines = [f"replicator process   {running}"]
+    if live.get("last_error"):
+        when = live.get("last_error_at")
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when else "?"
+        lines.append(f"last error           {at} {live['last_error']}")
+    for table, reason in stopped_tables(info).items():
+        lines.append(f"stopped table        {table}: {reason}")
+    lines.append(
+        f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
+    )
     lines += _replicator_lines(src.get("replicator"))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
@@ -122,7 +258,15 @@ def status(
             lines.append(f"{key:<20} {dst[key]}")
     for table, count in dst.get("rows", {}).items():
         lines.append(f"rows {table:<15} {count}")
+    rejected = dst.get("rejected_changes", 0)
+    lines.append(f"rejected changes     {rejected} (table _datastream_errors in the warehouse)")
+    for r in dst.get("rejected", [])[:10]:
+        lines.append(
+            f"  {r['lsn']} {r['change_type']} {r['table']} {r['key']} {r['column']}="
+            f"{str(r['value'])[:40]!r}: {r['reason']}"
+        )
     typer.echo("\n".join(lines))
+    raise typer.Exit(code)
 
 
 def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:

@@ -10,21 +10,25 @@ appends them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value
+from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value, format_lsn
+from hybridshop.datastream.statestore import OK, STOPPED, Reject, StateStore, TableState
 from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
+
+log = logging.getLogger("hybridshop.datastream")
 
 MERGE = "merge"
 APPEND_ONLY = "append-only"
 SINGLE_DATASET = "single"
 DATASET_PER_SCHEMA = "per-schema"
-STATE_TABLE = "_datastream_state"
 
 _META = {
     "merge": "STRUCT(uuid VARCHAR, source_timestamp BIGINT)",
@@ -34,6 +38,16 @@ _META = {
         "change_type VARCHAR, sort_keys VARCHAR[])"
     ),
 }
+
+
+def _value_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException)
+
+
+# What DuckDB raises for a value its type cannot hold (CAST failures, our error() for BC).
+VALUE_ERRORS = _value_errors()
 
 
 class SchemaChangeError(RuntimeError):
@@ -93,11 +107,39 @@ class TableWriter:
     images: dict[tuple[Value, ...], list[Value]] = field(default_factory=dict)
     truncate_first: bool = False
     rows_applied: int = 0
+    # Careful mode: values are cast with TRY_CAST and changes holding a value the destination
+    # cannot store are rejected (``rejects``) instead of failing the whole batch.
+    careful: bool = False
+    rejects: list[Reject] = field(default_factory=list)
+    # Changes of transactions ending at or below this LSN are already in the table (it was
+    # copied in a snapshot taken there); a stopped table takes no changes (see ``evolve``).
+    skip_through: int = 0
+    stopped: str | None = None
     _unchanged_cols: list[int] = field(default_factory=list)
+
+    keyless: bool = False  # no primary key, no replica identity: inserts only
 
     @property
     def ref(self) -> str:
         return f"{q(self.schema)}.{q(self.name)}"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.source[0]}.{self.source[1]}"
+
+    def reject_change(self, op: str, row: Sequence[Value], cs: str, reason: str) -> None:
+        """Record a change this table cannot take (not applied)."""
+        self.rejects.append(
+            Reject(
+                self.qualified,
+                self.key_json(row),
+                "",
+                "",
+                reason,
+                format_lsn(int(cs[:16], 16)),
+                op,
+            )
+        )
 
     @property
     def key_idx(self) -> list[int]:
@@ -195,10 +237,16 @@ class TableWriter:
                 elem = column.ctype.array_elem
                 col_lists[i] = [pg_array_to_json(v, elem) for v in col_lists[i]]
         params: list[Any] = [*col_lists]
-        selects = [
-            f"{col.ctype.cast_sql(f'c{i}')} AS {q(col.name)}" for i, col in enumerate(self.columns)
-        ]
-        unnests = [f"unnest(${i + 1}) AS c{i}" for i in range(ncols)]
+        selects = []
+        for i, col in enumerate(self.columns):
+            if self.careful and col.ctype.needs_cast:
+                selects.append(f"{col.ctype.try_cast_sql(f'c{i}')} AS {q(col.name)}")
+                selects.append(f"c{i} AS __r{i}")
+            else:
+                selects.append(f"{col.ctype.cast_sql(f'c{i}')} AS {q(col.name)}")
+        # Typed VARCHAR even when every value of a column is NULL or an unchanged TOAST value
+        # (a Python list of None alone would make a column of DuckDB type NULL).
+        unnests = [f"unnest(CAST(${i + 1} AS VARCHAR[])) AS c{i}" for i in range(ncols)]
         extra = {
             "__op": [c.op for c in changes],
             "__ts": [c.ts_ms for c in changes],
@@ -217,7 +265,8 @@ class TableWriter:
             unnests.append(f"unnest(${len(params)}) AS {name}")
             if name.startswith("__lk"):
                 column = self.columns[key_idx[int(name[4:])]]
-                selects.append(f"{column.ctype.cast_sql(name)} AS {name}")
+                cast = column.ctype.try_cast_sql if self.careful else column.ctype.cast_sql
+                selects.append(f"{cast(f'CAST({name} AS VARCHAR)')} AS {name}")
             else:
                 selects.append(name)
         con.execute(
@@ -229,6 +278,46 @@ class TableWriter:
             params,
         )
         self._unchanged_cols = sorted(unchanged)
+        if self.careful:
+            self._reject(con, changes)
+
+    def _reject(self, con: Any, changes: list[_Change]) -> None:
+        """Careful mode: take the changes holding a value the destination type cannot store
+        out of ``__stage`` and record them (one ``Reject`` per offending column)."""
+        bad: set[int] = set()
+        for i, col in enumerate(self.columns):
+            if not col.ctype.needs_cast:
+                continue
+            rows = con.execute(
+                f"SELECT __seq, __r{i} FROM __stage WHERE __r{i} IS NOT NULL AND {q(col.name)} IS NULL"
+            ).fetchall()
+            for seq, value in rows:
+                change = changes[int(seq)]
+                self.rejects.append(
+                    Reject(
+                        f"{self.source[0]}.{self.source[1]}",
+                        self.key_json(change.row),
+                        col.name,
+                        str(value),
+                        col.ctype.reject_reason(str(value)),
+                        format_lsn(int(change.cs[:16], 16)),
+                        change.op,
+                    )
+                )
+                bad.add(int(seq))
+        if bad:
+            con.execute("DELETE FROM __stage WHERE list_contains($1, __seq)", [sorted(bad)])
+
+    def key_json(self, row: Sequence[Value]) -> str:
+        import json
+
+        return json.dumps(
+            {
+                self.columns[i].name: (None if row[i] is UNCHANGED else row[i])
+                for i in self.key_idx
+                if i < len(row)
+            }
+        )
 
     def _fill_unchanged(self, con: Any, changes: list[_Change]) -> None:
         """Unchanged TOAST values not seen in this batch: copy them from the destination row."""
@@ -309,6 +398,26 @@ class TableWriter:
         )
 
 
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def exact_widening(before: str, after: str) -> bool:
+    """True if every value of DuckDB type ``before`` converts exactly to ``after`` and reads
+    the same as the source's new type would send it."""
+    if before == after:
+        return True
+    b, a = _DECIMAL.fullmatch(before), _DECIMAL.fullmatch(after)
+    if b and a:
+        bp, bs, ap, as_ = (int(x) for x in (*b.groups(), *a.groups()))
+        return as_ >= bs and ap - as_ >= bp - bs
+    if before == "BIGINT" and a:
+        return int(a.group(1)) - int(a.group(2)) >= 19
+    if (before, after) in (("DATE", "TIMESTAMP"), ("BIGINT", "VARCHAR")):
+        return True
+    # numeric(p,s) -> numeric / numeric(p>38): exact digits as text
+    return bool(b) and after == "VARCHAR"
+
+
 def old_key_only(old: Sequence[Value], key_idx: list[int]) -> bool:
     """True if an old tuple holds only the key (REPLICA IDENTITY DEFAULT/INDEX)."""
     return all(v is None for i, v in enumerate(old) if i not in key_idx)
@@ -322,68 +431,53 @@ def _append_meta(ts: str, cs: str, op: str) -> str:
     )
 
 
-@dataclass
-class State:
-    slot: str
-    lsn: int
-    backfill_complete: bool
-    last_commit_ts_ms: int | None
-    last_heartbeat_ts_ms: int | None
-
-
 class Warehouse:
     """The one writing connection to the DuckDB file."""
 
-    def __init__(self, path: Path, layout: StreamLayout) -> None:
+    def __init__(
+        self, path: Path, layout: StreamLayout, slot: str = "", memory_limit: str | None = None
+    ) -> None:
         import duckdb
 
         self.path = path
         self.layout = layout
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (slot VARCHAR PRIMARY KEY, "
-            "publication VARCHAR, mode VARCHAR, layout VARCHAR, lsn UBIGINT, "
-            "backfill_complete BOOLEAN, last_commit_ts_ms BIGINT, last_heartbeat_ts_ms BIGINT, "
-            "applied_at TIMESTAMP, changes_applied BIGINT)"
-        )
+        self._con = duckdb.connect(str(path))
+        self._con.execute("SET TimeZone = 'UTC'")
+        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        self._default_memory_limit = str(row[0]) if row else None
+        if memory_limit is not None:
+            self._con.execute(f"SET memory_limit = {_setting_literal(memory_limit)}")
+        self.state = StateStore(self._con)
+        self.slot = slot
+        self.table_states: dict[tuple[str, str], TableState] = self.state.tables(slot)
         self.writers: dict[tuple[str, str], TableWriter] = {}
+        self.careful = False
+        self._settings_after_rollback: dict[str, object] = {}
         self._snapshot_at = 0.0
         self._snapshot_dirty = True
 
     def close(self) -> None:
-        self.con.close()
+        self._con.close()
 
-    # --- state --------------------------------------------------------------------------
-    def state(self, slot: str) -> State | None:
-        row = self.con.execute(
-            f"SELECT lsn, backfill_complete, last_commit_ts_ms, last_heartbeat_ts_ms "
-            f"FROM {STATE_TABLE} WHERE slot = ?",
-            [slot],
-        ).fetchone()
-        if row is None:
-            return None
-        return State(slot, int(row[0]), bool(row[1]), row[2], row[3])
+    # --- batches ------------------------------------------------------------------------
+    def flush(self, slot: str) -> int:
+        """Write every writer's pending changes and rejected ones (inside the batch's
+        transaction); returns the number of rejected changes."""
+        self.flush_writers()
+        return self.save_rejects(slot)
 
-    def save_state(
-        self,
-        slot: str,
-        lsn: int,
-        *,
-        commit_ts_ms: int | None,
-        heartbeat_ts_ms: int | None,
-        changes: int,
-    ) -> None:
-        """Record the position reached; call inside the batch's transaction."""
-        self.con.execute(
-            f"UPDATE {STATE_TABLE} SET lsn = ?, applied_at = now()::TIMESTAMP, "
-            "last_commit_ts_ms = coalesce(?, last_commit_ts_ms), "
-            "last_heartbeat_ts_ms = coalesce(?, last_heartbeat_ts_ms), "
-            "changes_applied = changes_applied + ? WHERE slot = ?",
-            [lsn, commit_ts_ms, heartbeat_ts_ms, changes, slot],
-        )
+    def flush_writers(self) -> None:
+        """Write pending changes (mid-batch too: later changes then find the rows they need,
+        unchanged TOAST values included, in the destination table)."""
+        for writer in self.writers.values():
+            if writer.has_pending():
+                writer.flush(self._con)
+            writer.end_batch()
         self._snapshot_dirty = True
+
+    def truncate(self, writer: TableWriter, ts_ms: int, cs: str) -> None:
+        writer.truncate(self._con, ts_ms, cs)
 
     # --- tables -------------------------------------------------------------------------
     def style_for(self, columns: Sequence[DestColumn]) -> str:
@@ -395,58 +489,142 @@ class Warehouse:
         """(Re)create the destination table of one source table, empty."""
         dschema, dname = self.layout.table_ref(schema, table)
         style = self.style_for(columns)
-        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
         cols = ", ".join(f"{q(c.name)} {c.ctype.duckdb}" for c in columns)
-        self.con.execute(
+        self._con.execute(
             f"CREATE OR REPLACE TABLE {q(dschema)}.{q(dname)} ({cols}, "
             f"datastream_metadata {_META[style]})"
         )
         writer = TableWriter((schema, table), dschema, dname, list(columns), style)
-        self.writers[(schema, table)] = writer
+        self._register(writer)
         return writer
 
     def attach_table(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
-        """The writer of an existing destination table; adds columns appended at the source."""
+        """The writer of a source table, from a Relation: creates the destination table if
+        there is none, else compares it with the source (``evolve``)."""
         writer = self.writers.get((schema, table))
         if writer is None:
             dschema, dname = self.layout.table_ref(schema, table)
-            existing = self.con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? AND column_name <> 'datastream_metadata' "
-                "ORDER BY ordinal_position",
-                [dschema, dname],
-            ).fetchall()
-            if not existing:
+            if not self._dest_schema(dschema, dname):
                 return self.create_table(schema, table, columns)
-            names = [r[0] for r in existing]
-            known = [c for c in columns if c.name in names]
-            known.sort(key=lambda c: names.index(c.name))
-            writer = TableWriter((schema, table), dschema, dname, known, self.style_for(columns))
-            self.writers[(schema, table)] = writer
+            writer = TableWriter((schema, table), dschema, dname, [], self.style_for(columns))
+            self._register(writer)
         self.evolve(writer, columns)
         return writer
 
-    def evolve(self, writer: TableWriter, columns: list[DestColumn]) -> None:
-        """Apply a source Relation: new columns at the end are added; anything else stops."""
-        old = [(c.name, c.ctype.duckdb) for c in writer.columns]
+    def _register(self, writer: TableWriter) -> None:
+        writer.careful = self.careful
+        known = self.table_states.get(writer.source)
+        if known is not None:
+            writer.skip_through = known.backfill_lsn
+            writer.stopped = known.reason if known.status == STOPPED else None
+        self.writers[writer.source] = writer
+
+    def _dest_schema(self, dschema: str, dname: str) -> list[tuple[str, str]]:
+        """The destination table's columns as DuckDB has them (name, type), metadata included."""
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [dschema, dname],
+        ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def evolve(self, writer: TableWriter, columns: list[DestColumn]) -> bool:
+        """Compare a source Relation with the destination table as it is in DuckDB (always:
+        after a restart too, and before the table's first change).
+
+        Followed: columns added at the end, and type changes that keep every value exact
+        (``exact_widening``: numeric(10,2) -> numeric(12,4), int -> numeric, date ->
+        timestamp). Anything else (a dropped, renamed or reordered column, a narrowing or
+        lossy type change, a key change that changes the layout) stops this table only: its
+        changes are no longer written (never a rounded value), the other tables keep
+        flowing, and the reason says what to run. Returns False when the table is stopped."""
+        if writer.stopped:
+            return False
+        actual = self._dest_schema(writer.schema, writer.name)
+        meta = dict(actual).get("datastream_metadata")
+        old = [(n, t) for n, t in actual if n != "datastream_metadata"]
         new = [(c.name, c.ctype.duckdb) for c in columns]
-        if new == old:
-            writer.columns = list(columns)  # key flags may differ, types/names do not
-            return
         where = f"{writer.source[0]}.{writer.source[1]}"
-        if new[: len(old)] != old or len(new) < len(old):
-            raise SchemaChangeError(
-                f"unsupported schema change on {where}: destination columns {old} vs source "
-                f"{new}. Only adding a column at the end is replicated (as in Datastream). "
-                "Nothing was written past the last consistent position; to start over, run "
-                "`hybridshop replicate --resync` (drops the slot and backfills again)."
+        style = self.style_for(columns)
+        problem = None
+        if meta is not None and meta != _META[style]:
+            problem = (
+                "its key changed (primary key or replica identity), which changes the layout "
+                f"from {meta} to {_META[style]}"
             )
-        writer.flush(self.con)
+        elif [n for n, _ in new[: len(old)]] != [n for n, _ in old]:
+            problem = (
+                f"columns {[n for n, _ in old]} became {[n for n, _ in new]} (dropped, renamed "
+                "or reordered; only columns added at the end are followed, as in Datastream)"
+            )
+        else:
+            for (name, before), (_, after) in zip(old, new, strict=False):
+                if before != after and not exact_widening(before, after):
+                    problem = (
+                        f"column {name} changed from {before} to {after}, which would not keep "
+                        "every value exact"
+                    )
+                    break
+        if writer.has_pending():  # changes before the Relation still have the old layout
+            writer.flush(self._con)
+        if problem is not None:
+            self.stop_table(writer, f"unsupported schema change on {where}: {problem}")
+            return False
+        for (name, before), (_, after) in zip(old, new, strict=False):
+            if before != after:
+                log.info("%s: widening %s from %s to %s", where, name, before, after)
+                self._con.execute(f"ALTER TABLE {writer.ref} ALTER COLUMN {q(name)} TYPE {after}")
         for column in columns[len(old) :]:
-            self.con.execute(
+            log.info("%s: adding column %s %s", where, column.name, column.ctype.duckdb)
+            self._con.execute(
                 f"ALTER TABLE {writer.ref} ADD COLUMN {q(column.name)} {column.ctype.duckdb}"
             )
         writer.columns = list(columns)
+        writer.style = style
+        return True
+
+    def stop_table(self, writer: TableWriter, problem: str) -> None:
+        """Stop writing one table (recorded in the state store, in the batch's transaction)."""
+        table = f"{writer.source[0]}.{writer.source[1]}"
+        reason = (
+            f"{problem}. Its changes are not applied from here on (the other tables keep "
+            f"flowing). Fix: `hybridshop replicate backfill {table}` copies it again with its "
+            "new schema."
+        )
+        log.error("%s", reason)
+        writer.stopped = reason
+        writer.pending_merge.clear()
+        writer.pending_append.clear()
+        known = self.table_states.get(writer.source)
+        state = TableState(
+            writer.source[0],
+            writer.source[1],
+            STOPPED,
+            reason,
+            known.backfill_lsn if known is not None else 0,
+        )
+        self.table_states[writer.source] = state
+        self.state.set_table(self.slot, state)
+
+    def adopt_tables(self, tables: list[tuple[str, str]]) -> None:
+        """Record per-table state for the tables a warehouse already holds (written before
+        per-table state existed): they were backfilled with the slot."""
+        for schema, table in tables:
+            if self._dest_schema(*self.layout.table_ref(schema, table)):
+                state = TableState(schema, table)
+                self.table_states[(schema, table)] = state
+                self.state.set_table(self.slot, state)
+
+    def table_backfilled(self, schema: str, table: str, lsn: int) -> None:
+        """``schema.table`` was copied again at ``lsn``: stream its changes after it."""
+        state = TableState(schema, table, OK, None, lsn)
+        self.table_states[(schema, table)] = state
+        self.state.set_table(self.slot, state)
+        writer = self.writers.get((schema, table))
+        if writer is not None:
+            writer.stopped = None
+            writer.skip_through = lsn
 
     def load_csv(
         self,
@@ -458,10 +636,14 @@ class Warehouse:
     ) -> int:
         """Append backfill rows from PostgreSQL COPY CSV files (NULL written as \\N) in
         one vectorised INSERT; returns the number of rows. ``seq_offset`` = rows of the same
-        table already loaded from earlier chunks (append-only change sequence numbers)."""
+        table already loaded from earlier chunks (append-only change sequence numbers).
+
+        In careful mode (``writer.careful``) the files go through a VARCHAR temp table first
+        so that rows with values the destination cannot hold are rejected, not loaded."""
         cols = ", ".join(f"{q(f'c{i}')}: 'VARCHAR'" for i in range(len(writer.columns)))
         selects = ", ".join(
-            c.ctype.backfill_cast_sql(q(f"c{i}")) for i, c in enumerate(writer.columns)
+            c.ctype.backfill_cast_sql(q(f"c{i}"), try_cast=writer.careful)
+            for i, c in enumerate(writer.columns)
         )
         if writer.style == "merge":
             meta = f"struct_pack(uuid := CAST(uuid() AS VARCHAR), source_timestamp := {ts_ms})"
@@ -474,13 +656,84 @@ class Warehouse:
             number = f"row_number() OVER () + {int(seq_offset)}"
             seq = "'" + cs_prefix + "' || lpad(printf('%X', " + number + "), 8, '0')"
             meta = _append_meta(str(ts_ms), seq, "'INSERT'")
-        row = self.con.execute(
-            f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM read_csv(?, header = false, "
-            f"columns = {{{cols}}}, nullstr = '\\N', allow_quoted_nulls = false, quote = '\"', "
-            "escape = '\"', delim = ',', auto_detect = false, strict_mode = true)",
-            [[str(csv_paths)] if isinstance(csv_paths, Path) else [str(p) for p in csv_paths]],
+        reader = (
+            f"read_csv(?, header = false, columns = {{{cols}}}, nullstr = '\\N', "
+            "allow_quoted_nulls = false, quote = '\"', escape = '\"', delim = ',', "
+            "auto_detect = false, strict_mode = true)"
+        )
+        files = [[str(csv_paths)] if isinstance(csv_paths, Path) else [str(p) for p in csv_paths]]
+        if not writer.careful:
+            row = self._con.execute(
+                f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM {reader}", files
+            ).fetchone()
+            return int(row[0]) if row else 0
+        self._con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __bf AS SELECT row_number() OVER () - 1 AS __n, * "
+            f"FROM {reader}",
+            files,
+        )
+        bad: set[int] = set()
+        for i, col in enumerate(writer.columns):
+            if not col.ctype.needs_cast:
+                continue
+            keys = ", ".join(q(f"c{k}") for k in writer.key_idx)
+            found = self._con.execute(
+                f"SELECT __n, {q(f'c{i}')}, {keys} FROM __bf WHERE {q(f'c{i}')} IS NOT NULL "
+                f"AND {col.ctype.backfill_cast_sql(q(f'c{i}'), try_cast=True)} IS NULL"
+            ).fetchall()
+            for n, value, *key in found:
+                row_values: list[Value] = [None] * len(writer.columns)
+                for k, v in zip(writer.key_idx, key, strict=True):
+                    row_values[k] = v
+                writer.rejects.append(
+                    Reject(
+                        f"{writer.source[0]}.{writer.source[1]}",
+                        writer.key_json(row_values),
+                        col.name,
+                        str(value),
+                        col.ctype.reject_reason(str(value)),
+                        format_lsn(int(cs_prefix, 16)),
+                        "INSERT",
+                    )
+                )
+                bad.add(int(n))
+        if bad:
+            self._con.execute("DELETE FROM __bf WHERE list_contains($1, __n)", [sorted(bad)])
+        if writer.style == "append":
+            number = f"__n + 1 + {int(seq_offset)}"
+            seq = "'" + cs_prefix + "' || lpad(printf('%X', " + number + "), 8, '0')"
+            meta = _append_meta(str(ts_ms), seq, "'INSERT'")
+        row = self._con.execute(
+            f"INSERT INTO {writer.ref} SELECT {selects}, {meta} FROM __bf"
         ).fetchone()
-        return int(row[0]) if row else 0
+        self._con.execute("DROP TABLE __bf")
+        return (int(row[0]) if row else 0) + len(bad)
+
+    def save_rejects(self, slot: str) -> int:
+        """Record every writer's rejected changes (inside the batch's transaction)."""
+        rejects = [r for w in self.writers.values() for r in w.rejects]
+        for writer in self.writers.values():
+            writer.rejects.clear()
+        if not rejects:
+            return 0
+        self.state.record_rejects(slot, rejects)
+        for r in rejects:
+            log.warning(
+                "rejected %s on %s %s: column %s = %.80r (%s) at %s",
+                r.change_type,
+                r.table,
+                r.key,
+                r.column,
+                r.value,
+                r.reason,
+                r.lsn,
+            )
+        return len(rejects)
+
+    def set_careful(self, careful: bool) -> None:
+        self.careful = careful
+        for writer in self.writers.values():
+            writer.careful = careful
 
     @contextlib.contextmanager
     def bulk_load(self, threads: int | None = None) -> Iterator[None]:
@@ -492,41 +745,58 @@ class Warehouse:
         COPY still runs; with them off the INSERT looks faster but the commit then writes
         the WAL and checkpoints (compresses) everything at the end.
         """
-        names = ["preserve_insertion_order", "threads"]
+        names = ["preserve_insertion_order", "threads", "memory_limit"]
         before: dict[str, object] = {}
         for name in names:
-            row = self.con.execute(f"SELECT current_setting('{name}')").fetchone()
+            row = self._con.execute(f"SELECT current_setting('{name}')").fetchone()
             assert row is not None
             before[name] = row[0]
-        self.con.execute("SET preserve_insertion_order = false")
+        self._con.execute("SET preserve_insertion_order = false")
+        if self._default_memory_limit is not None:  # the backfill loads at full speed
+            self._con.execute(f"SET memory_limit = {_setting_literal(self._default_memory_limit)}")
         if threads is not None:
-            self.con.execute(f"SET threads = {int(threads)}")
+            self._con.execute(f"SET threads = {int(threads)}")
         try:
             yield
         finally:
-            for name, value in before.items():
-                self.con.execute(f"SET {name} = {_setting_literal(value)}")
+            import duckdb
+
+            try:
+                self._restore_settings(before)
+            except duckdb.TransactionException:
+                # the load failed inside the transaction: restore after its rollback
+                self._settings_after_rollback = before
+
+    def _restore_settings(self, settings: dict[str, object]) -> None:
+        for name, value in settings.items():
+            self._con.execute(f"SET {name} = {_setting_literal(value)}")
 
     def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        self._con.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
-        self.con.execute("COMMIT")
+        self._con.execute("COMMIT")
 
     def rollback(self) -> None:
         import duckdb
 
         with contextlib.suppress(duckdb.Error):  # nothing to roll back after a failed commit
-            self.con.execute("ROLLBACK")
+            self._con.execute("ROLLBACK")
+        if self._settings_after_rollback:
+            self._restore_settings(self._settings_after_rollback)
+            self._settings_after_rollback = {}
         for writer in self.writers.values():
             writer.pending_merge.clear()
             writer.pending_append.clear()
             writer.truncate_first = False
+            writer.rejects.clear()
             writer.end_batch()
+        self.table_states = self.state.tables(self.slot)
+        self.writers.clear()  # rebuilt from the catalog: a rolled-back ALTER is undone too
 
     def row_counts(self) -> dict[str, int]:
         return {
-            f"{w.schema}.{w.name}" if w.schema != "main" else w.name: writer_count(self.con, w)
+            f"{w.schema}.{w.name}" if w.schema != "main" else w.name: writer_count(self._con, w)
             for w in self.writers.values()
         }
 
@@ -545,11 +815,11 @@ class Warehouse:
         started = time.monotonic()
         tmp = target.with_name(target.name + ".tmp")
         tmp.unlink(missing_ok=True)
-        self.con.execute("ATTACH ? AS __snapshot", [str(tmp)])
+        self._con.execute("ATTACH ? AS __snapshot", [str(tmp)])
         try:
-            self.con.execute("COPY FROM DATABASE " + _db_name(self.con) + " TO __snapshot")
+            self._con.execute("COPY FROM DATABASE " + _db_name(self._con) + " TO __snapshot")
         finally:
-            self.con.execute("DETACH __snapshot")
+            self._con.execute("DETACH __snapshot")
         os.replace(tmp, target)
         took = time.monotonic() - started
         self._snapshot_at = time.monotonic() + 3 * took

@@ -10,7 +10,7 @@ Reference: PostgreSQL docs, "Logical Replication Message Formats".
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 # Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
@@ -307,14 +307,3 @@ def decode(buf: bytes, *, in_stream: bool = False) -> Decoded:
         sxid, subxid = struct.unpack_from("!II", buf, pos)
         return StreamAbort(sxid, subxid)
     raise ProtocolError(f"unknown pgoutput message type {chr(kind)!r}")
-
-
-@dataclass(slots=True)
-class Transaction:
-    """A decoded, committed transaction: what the destination applies atomically."""
-
-    xid: int
-    commit_lsn: int = 0
-    end_lsn: int = 0
-    commit_ts_us: int = 0
-    changes: list[Relation | Insert | Update | Delete | Truncate] = field(default_factory=list)

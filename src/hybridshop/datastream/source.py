@@ -6,6 +6,7 @@ because a replicator that "does not work" without saying why is the main CDC com
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -14,6 +15,8 @@ from psycopg2 import sql
 
 from hybridshop.datastream.typemap import ColumnType, TypeInfo, column_type
 from hybridshop.db.replication import REPLICATED_TABLES, ensure_publication
+
+log = logging.getLogger("hybridshop.datastream")
 
 
 class PrerequisiteError(RuntimeError):
@@ -36,6 +39,7 @@ class SourceTable:
     name: str
     replica_identity: str
     columns: list[SourceColumn]
+    row_filter: str | None = None  # the publication's WHERE (PostgreSQL 15+), SQL text
 
     @property
     def qualified(self) -> str:
@@ -52,14 +56,21 @@ class TypeCatalog:
         missing = [o for o in oids if o not in self._known]
         if missing:
             with conn.cursor() as cur:
+                # A domain maps as its base type (through domains over domains), with the
+                # domain's typmod (numeric(10,2) in CREATE DOMAIN) where the column has none.
                 cur.execute(
-                    "SELECT t.oid, t.typname, t.typcategory, e.typname FROM pg_type t "
-                    "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
-                    "WHERE t.oid = ANY(%s::oid[])",
+                    "WITH RECURSIVE d(oid, base, typmod) AS ("
+                    " SELECT oid, oid, -1 FROM pg_type WHERE oid = ANY(%s::oid[])"
+                    " UNION ALL SELECT d.oid, t.typbasetype,"
+                    " CASE WHEN d.typmod = -1 THEN t.typtypmod ELSE d.typmod END"
+                    " FROM d JOIN pg_type t ON t.oid = d.base AND t.typtype = 'd')"
+                    " SELECT d.oid, b.typname, b.typcategory, e.typname, d.typmod FROM d"
+                    " JOIN pg_type b ON b.oid = d.base AND b.typtype <> 'd'"
+                    " LEFT JOIN pg_type e ON e.oid = b.typelem AND b.typcategory = 'A'",
                     (missing,),
                 )
-                for oid, name, category, elem in cur.fetchall():
-                    self._known[int(oid)] = TypeInfo(name, category, elem)
+                for oid, name, category, elem, typmod in cur.fetchall():
+                    self._known[int(oid)] = TypeInfo(name, category, elem, int(typmod))
             conn.rollback()
         return {o: self._known.get(o, TypeInfo("unknown", "U")) for o in oids}
 
@@ -108,12 +119,38 @@ def check_prerequisites(conn: Any, publication: str, *, create_publication: bool
     conn.rollback()
 
 
-def published_tables(conn: Any, publication: str, types: TypeCatalog) -> list[SourceTable]:
-    """The publication's tables with columns, keys and mapped types; checks keys and SELECT."""
+def key_columns(conn: Any, relid: int) -> set[str]:
+    """The columns that identify a row, decided from the catalog by one rule that backfill
+    and stream share: the replica identity index (REPLICA IDENTITY USING INDEX), else the
+    primary key (DEFAULT and FULL alike: FULL only widens what the old tuple carries), else
+    none (a key-less table: FULL gives whole-row deletes, NOTHING / no key only inserts)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT c.oid, pt.schemaname, pt.tablename, c.relreplident, "
-            "has_table_privilege(c.oid, 'SELECT') FROM pg_publication_tables pt "
+            "SELECT a.attname FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+            "WHERE c.oid = %s AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident "
+            "ELSE i.indisprimary END",
+            (relid,),
+        )
+        keys = {str(r[0]) for r in cur.fetchall()}
+    conn.rollback()
+    return keys
+
+
+def published_tables(
+    conn: Any, publication: str, types: TypeCatalog, *, only: set[str] | None = None
+) -> list[SourceTable]:
+    """The publication's tables with exactly the published columns (PostgreSQL 15+ column
+    lists; PostgreSQL 18 stored generated columns when ``publish_generated_columns``), row
+    filters, keys (``key_columns``) and mapped types; checks SELECT. ``only``: these
+    ``schema.table`` names."""
+    with conn.cursor() as cur:
+        columns_sql = "pt.attnames" if conn.server_version >= 150000 else "NULL::name[]"
+        filter_sql = "pt.rowfilter" if conn.server_version >= 150000 else "NULL::text"
+        cur.execute(
+            f"SELECT c.oid, pt.schemaname, pt.tablename, c.relreplident, "
+            f"has_table_privilege(c.oid, 'SELECT'), {columns_sql}, {filter_sql} "
+            "FROM pg_publication_tables pt "
             "JOIN pg_namespace n ON n.nspname = pt.schemaname "
             "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
             "WHERE pt.pubname = %s ORDER BY 2, 3",
@@ -126,7 +163,9 @@ def published_tables(conn: Any, publication: str, types: TypeCatalog) -> list[So
                 f'"{publication}" ADD TABLE <schema>.<table>;'
             )
         tables: list[SourceTable] = []
-        for relid, schema, name, ident, can_select in rows:
+        for relid, schema, name, ident, can_select, attnames, rowfilter in rows:
+            if only is not None and f"{schema}.{name}" not in only:
+                continue
             qualified = f'"{schema}"."{name}"'
             if not can_select:
                 cur.execute("SELECT current_user")
@@ -136,34 +175,52 @@ def published_tables(conn: Any, publication: str, types: TypeCatalog) -> list[So
                     f'"{schema}" TO "{user}"; GRANT SELECT ON {qualified} TO "{user}";'
                 )
             cur.execute(
-                "SELECT a.attname, a.atttypid, a.atttypmod, coalesce(a.attnum = ANY(i.indkey), false) "
-                "FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
-                "((%s = 'd' AND i.indisprimary) OR (%s = 'i' AND i.indisreplident)) "
+                "SELECT a.attname, a.atttypid, a.atttypmod FROM pg_attribute a "
                 "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped "
-                "AND a.attgenerated = '' ORDER BY a.attnum",
-                (ident, ident, relid),
+                "AND (%s::name[] IS NULL AND a.attgenerated = '' OR a.attname = ANY(%s::name[])) "
+                "ORDER BY a.attnum",
+                (relid, attnames, attnames),
             )
             cols = cur.fetchall()
-            has_key = any(c[3] for c in cols)
-            if ident == "n" or (ident in ("d", "i") and not has_key):
-                raise PrerequisiteError(
-                    f"table {schema}.{name} has no primary key or replica identity, so its "
-                    f"updates and deletes cannot be replicated. Fix: ALTER TABLE {qualified} ADD "
-                    f"PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"
+            keys = key_columns(conn, int(relid))
+            if not keys and ident != "f":
+                log.warning(
+                    "table %s.%s has no primary key or replica identity: only its INSERTs are "
+                    "replicated (append-only, as Datastream does); PostgreSQL refuses UPDATE "
+                    "and DELETE on it while the publication publishes them. To replicate "
+                    "them: ALTER TABLE %s ADD PRIMARY KEY (...); or REPLICA IDENTITY FULL",
+                    schema,
+                    name,
+                    qualified,
                 )
             info = types.get(conn, {int(c[1]) for c in cols})
             columns = [
-                SourceColumn(n, int(oid), int(mod), bool(k), column_type(info[int(oid)], int(mod)))
-                for n, oid, mod, k in cols
+                SourceColumn(
+                    n, int(oid), int(mod), n in keys, column_type(info[int(oid)], int(mod))
+                )
+                for n, oid, mod in cols
             ]
-            tables.append(SourceTable(int(relid), schema, name, ident, columns))
+            tables.append(SourceTable(int(relid), schema, name, ident, columns, rowfilter))
     conn.rollback()
     return tables
 
 
+def publication_table_names(conn: Any, publication: str) -> set[str]:
+    """``schema.table`` of every table the publication publishes now (cheap; polled)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s",
+            (publication,),
+        )
+        names = {str(r[0]) for r in cur.fetchall()}
+    conn.rollback()
+    return names
+
+
 def copy_sql(table: SourceTable, pages: tuple[int, int | None] | None = None) -> sql.Composable:
-    """COPY of one table as CSV (NULL as \\N); arrays go out as JSON like the stream's and
-    timestamptz as UTC timestamps (``ColumnType.copied_as_utc``).
+    """COPY of one table as CSV (NULL as \\N): the published columns and rows (column list,
+    row filter), arrays as ``to_json`` (the stream writes the same JSON, see
+    ``typemap.pg_array_to_json``), timestamptz as UTC timestamps (``ColumnType.copied_as_utc``).
 
     ``pages`` = (first, end) restricts the COPY to heap pages [first, end) (end None = to the
     end of the table) with a TID range scan, so a table can be copied in chunks that DuckDB
@@ -178,7 +235,10 @@ def copy_sql(table: SourceTable, pages: tuple[int, int | None] | None = None) ->
             exprs.append(sql.SQL("({} AT TIME ZONE 'UTC')").format(ident))
         else:
             exprs.append(ident)
-    conditions = []
+    conditions: list[sql.Composable] = []
+    if table.row_filter:
+        # the publication's row filter, as PostgreSQL deparses it in pg_publication_tables
+        conditions.append(sql.SQL("(") + sql.SQL(table.row_filter) + sql.SQL(")"))
     if pages is not None:
         first, end = pages
         if first > 0:

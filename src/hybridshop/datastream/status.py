@@ -13,9 +13,15 @@ from typing import Any
 
 import psycopg2
 
-from hybridshop.datastream.destination import STATE_TABLE
+from hybridshop.datastream.liveness import read_liveness
 from hybridshop.datastream.pgoutput import format_lsn
 from hybridshop.datastream.service import snapshot_path_for
+from hybridshop.datastream.statestore import (
+    INTERNAL_TABLES,
+    read_progress,
+    read_rejects,
+    read_tables,
+)
 
 
 def source_status(dsn: str, slot: str) -> dict[str, Any]:
@@ -71,16 +77,14 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
             return {"path": str(duckdb_path), "exists": True, "locked": True}
         con = duckdb.connect(str(read_from), read_only=True)
     try:
-        state = con.execute(
-            f"SELECT lsn, last_commit_ts_ms, mode, layout, changes_applied, applied_at "
-            f"FROM {STATE_TABLE} WHERE slot = ?",
-            [slot],
-        ).fetchone()
+        state = read_progress(con, slot)
+        table_states = read_tables(con, slot)
         tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE table_name <> ? "
-            "AND database_name = current_database() ORDER BY 1, 2",
-            [STATE_TABLE],
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT list_contains(?, "
+            "table_name) AND database_name = current_database() ORDER BY 1, 2",
+            [list(INTERNAL_TABLES)],
         ).fetchall()
+        errors = read_rejects(con, slot)
         rows = {}
         for schema, table in tables:
             name = table if schema == "main" else f"{schema}.{table}"
@@ -88,20 +92,26 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
             rows[name] = int(result[0]) if result else 0
     finally:
         con.close()
-    out: dict[str, Any] = {"path": str(duckdb_path), "read_from": str(read_from), "rows": rows}
+    out: dict[str, Any] = {
+        "path": str(duckdb_path),
+        "read_from": str(read_from),
+        "rows": rows,
+        "tables": table_states,
+        **errors,
+    }
     if state is not None:
-        lsn, commit_ms, mode, layout, changes, applied_at = state
+        commit_ms = state["last_commit_ts_ms"]
         out.update(
-            applied_lsn=format_lsn(int(lsn)),
+            applied_lsn=format_lsn(int(state["lsn"])),
             last_source_commit=(
                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(commit_ms / 1000)) + "Z"
                 if commit_ms
                 else None
             ),
-            mode=mode,
-            layout=layout,
-            changes_applied=changes,
-            applied_at=str(applied_at),
+            mode=state["mode"],
+            layout=state["layout"],
+            changes_applied=state["changes_applied"],
+            applied_at=str(state["applied_at"]),
         )
     return out
 
@@ -122,7 +132,10 @@ def last_log_lines(log_file: Path, lines: int = 3) -> list[str]:
 def gather_status(
     dsn: str, duckdb_path: Path, slot: str, log_file: Path | None = None
 ) -> dict[str, Any]:
+    """``replicator``: the liveness file (phase, pid, last error); ``source.replicator``:
+    whether a consumer holds the slot (and, when none does, the log's last lines)."""
     info = {
+        "replicator": read_liveness(duckdb_path),
         "source": source_status(dsn, slot),
         "destination": destination_status(duckdb_path, slot),
     }
@@ -131,3 +144,22 @@ def gather_status(
         replicator["log"] = str(log_file)
         replicator["last_output"] = last_log_lines(log_file)
     return info
+
+
+def status_exit_code(info: dict[str, Any]) -> int:
+    """0 healthy; 1 when changes were rejected, tables are stopped, or the replicator's last
+    run failed (scripts can alert on it); expected failures exit 2 before getting here."""
+    live = info.get("replicator", {})
+    dst = info.get("destination", {})
+    if dst.get("rejected_changes", 0) or stopped_tables(info):
+        return 1
+    return 1 if live.get("phase") in ("failed", "dead") else 0
+
+
+def stopped_tables(info: dict[str, Any]) -> dict[str, str]:
+    """Tables stopped by a schema change: from the warehouse's state when it can be read
+    (it is the truth, e.g. after `replicate backfill`), else from the liveness file."""
+    tables = info.get("destination", {}).get("tables")
+    if tables:
+        return {t: v.get("reason") or "" for t, v in tables.items() if v.get("status") != "ok"}
+    return dict(info.get("replicator", {}).get("stopped_tables") or {})

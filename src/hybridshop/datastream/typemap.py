@@ -85,6 +85,7 @@ class TypeInfo:
     name: str
     category: str  # typcategory: 'A' array, 'E' enum, ...
     elem_name: str | None = None  # element type name for arrays
+    typmod: int = -1  # a domain's own typmod (CREATE DOMAIN d AS numeric(10,2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,23 @@ class ColumnType:
     bigquery: str
     duckdb: str
     is_array: bool = False
-    array_elem: str = "string"  # how array elements appear in JSON: number, bool, string
+    # How elements appear in JSON: number, bool, json, timestamp, timestamptz, string. The
+    # backfill COPYs arrays as PostgreSQL's to_json(); the stream converts the array text
+    # (``pg_array_to_json``) to exactly the same JSON.
+    array_elem: str = "string"
+
+    @property
+    def needs_cast(self) -> bool:
+        """False when the text is stored as is (VARCHAR): such a value can never be rejected."""
+        return not (self.is_array or self.duckdb == "VARCHAR")
 
     def cast_sql(self, expr: str) -> str:
-        """SQL turning the VARCHAR ``expr`` (PostgreSQL text output) into the DuckDB type."""
-        if self.is_array or self.duckdb == "VARCHAR":
+        """SQL turning the VARCHAR ``expr`` (PostgreSQL text output) into the DuckDB type.
+
+        Fails (a DuckDB error) on a value the type cannot hold; ``try_cast_sql`` is the same
+        conversion giving NULL instead, which the replicator uses to find and reject those
+        values (see ``reject_reason``)."""
+        if not self.needs_cast:
             return expr if not self.is_array else f"CAST({expr} AS JSON)"
         if self.pg_name in BC_CAPABLE:
             # BigQuery's DATE/TIMESTAMP start at year 1, and DuckDB's TIMESTAMP cast would even
@@ -111,19 +124,47 @@ class ColumnType:
             )
         return self._plain_cast_sql(expr)
 
-    def _plain_cast_sql(self, expr: str) -> str:
+    def try_cast_sql(self, expr: str) -> str:
+        """``cast_sql`` that yields NULL for a value the destination type cannot hold."""
+        if not self.needs_cast:
+            return self.cast_sql(expr)
+        plain = self._plain_cast_sql(expr, cast="TRY_CAST")
+        if self.pg_name in BC_CAPABLE:
+            return f"CASE WHEN suffix({expr}, ' BC') THEN NULL ELSE {plain} END"
+        return plain
+
+    def _plain_cast_sql(self, expr: str, cast: str = "CAST") -> str:
         if self.pg_name == "timestamptz":
             # Parse the offset (always +00 from our UTC sessions) before dropping the zone.
-            return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            return f"{cast}({cast}({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
         if self.pg_name == "timetz":
-            return f"CAST(CAST({expr} AS TIMETZ) AS TIME)"
+            # BigQuery's TIME has no zone: normalise to UTC (10:00:00+02 -> 08:00:00), as a
+            # TIMESTAMPTZ on a fixed day read in the UTC session; DuckDB's TIMETZ -> TIME cast
+            # would drop the offset instead.
+            return (
+                f"{cast}({cast}({cast}('2000-01-01 ' || {expr} AS TIMESTAMPTZ) AS TIMESTAMP) "
+                "AS TIME)"
+            )
         if self.pg_name == "bytea":
             return f"from_hex(substr({expr}, 3))"
         if self.pg_name in ("bit", "varbit"):
             return f"CAST({expr} AS BLOB)"
         if self.pg_name == "money":
-            return f"CAST(regexp_replace({expr}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
-        return f"CAST({expr} AS {self.duckdb})"
+            return f"{cast}(regexp_replace({expr}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
+        return f"{cast}({expr} AS {self.duckdb})"
+
+    def reject_reason(self, value: str) -> str:
+        """Why ``value`` (PostgreSQL text) cannot be written to this column."""
+        if self.pg_name in BC_CAPABLE and value.endswith(" BC"):
+            return f"{self.pg_name} before year 1: BigQuery and DuckDB cannot store it"
+        if self.pg_name == "numeric" and value in ("NaN", "Infinity", "-Infinity"):
+            return f"numeric {value} has no {self.bigquery} ({self.duckdb}) representation"
+        if self.pg_name in ("timestamp", "timestamptz", "date"):
+            return (
+                f"{self.pg_name} out of the destination's range (DuckDB TIMESTAMP ends in "
+                "year 294247)"
+            )
+        return f"{self.pg_name} value does not fit the destination type {self.duckdb}"
 
     @property
     def copied_as_utc(self) -> bool:
@@ -132,41 +173,61 @@ class ColumnType:
         plain TIMESTAMP cast of it is far cheaper than parsing a TIMESTAMPTZ."""
         return self.pg_name == "timestamptz" and not self.is_array
 
-    def backfill_cast_sql(self, expr: str) -> str:
+    def backfill_cast_sql(self, expr: str, *, try_cast: bool = False) -> str:
         """Like ``cast_sql`` for the text the backfill COPY produces (see ``copied_as_utc``)."""
         if self.copied_as_utc:
             # DuckDB's TIMESTAMP cast reads '0044-03-15 00:00:00 BC' as AD 44: BC values
             # take ``cast_sql``, which refuses them with a clear message.
+            if try_cast:
+                return f"CASE WHEN suffix({expr}, ' BC') THEN NULL ELSE TRY_CAST({expr} AS TIMESTAMP) END"
             return (
                 f"CASE WHEN suffix({expr}, ' BC') THEN {self.cast_sql(expr)} "
                 f"ELSE CAST({expr} AS TIMESTAMP) END"
             )
-        return self.cast_sql(expr)
+        return self.try_cast_sql(expr) if try_cast else self.cast_sql(expr)
 
 
 def numeric_precision(typmod: int) -> tuple[int, int] | None:
-    """(precision, scale) of NUMERIC(p,s), or None when unconstrained (typmod -1)."""
+    """(precision, scale) of NUMERIC(p,s), or None when unconstrained (typmod -1).
+
+    The scale is an 11-bit signed field (PostgreSQL 15+ allows -1000..1000, e.g.
+    ``numeric(5,-2)`` rounds to hundreds), the precision the upper 16 bits."""
     if typmod < 4:
         return None
     value = typmod - 4
-    return (value >> 16) & 0xFFFF, value & 0xFFFF
+    scale = ((value & 0x7FF) ^ 1024) - 1024
+    return (value >> 16) & 0xFFFF, scale
+
+
+def _decimal_for(precision: int, scale: int) -> tuple[int, int]:
+    """The DuckDB DECIMAL(width, scale) that holds every NUMERIC(precision, scale) value
+    exactly: a negative scale adds integer digits (numeric(5,-2) holds 9,999,900), a scale
+    above the precision needs that many fractional digits (numeric(2,4) holds 0.0099)."""
+    if scale < 0:
+        return precision - scale, 0
+    return max(precision, scale), scale
 
 
 def column_type(info: TypeInfo, typmod: int) -> ColumnType:
-    """Map one column as Datastream does; unknown or unsupported types fall back to STRING."""
+    """Map one column as Datastream does; unknown or unsupported types fall back to STRING.
+    A domain arrives here as its base type (``TypeCatalog``)."""
+    if typmod == -1:
+        typmod = info.typmod
     if info.category == "A":
         elem = info.elem_name or ""
         kind = "bool" if elem == "bool" else "string"
         if elem in ("int2", "int4", "int8", "oid", "float4", "float8", "numeric"):
             kind = "number"
+        elif elem in ("json", "jsonb", "timestamp", "timestamptz"):
+            kind = elem.replace("jsonb", "json")
         return ColumnType(info.name, "JSON", "JSON", is_array=True, array_elem=kind)
     if info.name == "numeric":
         ps = numeric_precision(typmod)
         if ps is None:
             return ColumnType("numeric", "STRING", "VARCHAR")  # exact text, any precision
-        precision, scale = ps
-        if precision <= 38:
-            return ColumnType("numeric", "NUMERIC", f"DECIMAL({precision},{scale})")
+        width, scale = _decimal_for(*ps)
+        if width <= 38:
+            return ColumnType("numeric", "NUMERIC", f"DECIMAL({width},{scale})")
         # BIGNUMERIC has no DuckDB equivalent: keep the exact digits as text.
         return ColumnType("numeric", "BIGNUMERIC", "VARCHAR")
     if info.category == "E":
@@ -208,7 +269,7 @@ def pg_array_to_json(text: str | None, elem: str = "string") -> str | None:
                     buf.append(text[pos])
                     pos += 1
                 pos += 1
-                items.append("".join(buf))
+                items.append(_element_text("".join(buf), elem))
             else:
                 start = pos
                 while text[pos] not in ",}":
@@ -242,4 +303,18 @@ def _scalar(raw: str, elem: str) -> object:
         return raw == "t"
     if elem == "number" and raw not in ("NaN", "Infinity", "-Infinity"):
         return _Number(raw)
-    return raw
+    if elem == "json":
+        return _Number(raw)  # unquoted JSON (a number, true, null ...) kept as written
+    return _element_text(raw, elem)
+
+
+def _element_text(value: str, elem: str) -> object:
+    """A quoted or bare array element as PostgreSQL's to_json() writes it: jsonb as JSON,
+    timestamps in ISO 8601 ('T' separator, '+00:00' offsets; sessions run in UTC)."""
+    if elem == "json":
+        return _Number(value)
+    if elem in ("timestamp", "timestamptz") and value[:1].isdigit() and " " in value:
+        value = value.replace(" ", "T", 1)
+        if elem == "timestamptz" and len(value) > 3 and value[-3] in "+-":
+            value += ":00"
+    return value

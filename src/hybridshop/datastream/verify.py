@@ -60,7 +60,6 @@ from hybridshop.datastream.destination import (
     APPEND_ONLY,
     MERGE,
     SINGLE_DATASET,
-    STATE_TABLE,
     StreamLayout,
     q,
 )
@@ -73,6 +72,7 @@ from hybridshop.datastream.source import (
     TypeCatalog,
     published_tables,
 )
+from hybridshop.datastream.statestore import STATE_TABLE
 from hybridshop.datastream.typemap import ColumnType
 from hybridshop.db.replication import DEFAULT_SLOT
 

@@ -1,0 +1,359 @@
+"""Streaming: decode pgoutput, batch committed transactions, apply them exactly once.
+
+A batch of committed transactions and the end LSN it reaches are committed in one DuckDB
+transaction; the slot is acknowledged (flush LSN) only afterwards; after a restart,
+transactions whose end LSN is at or below the stored LSN are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg2
+
+from hybridshop.datastream import pgoutput as po
+from hybridshop.datastream.destination import (
+    VALUE_ERRORS,
+    DestColumn,
+    TableWriter,
+    Warehouse,
+    change_sequence_number,
+)
+from hybridshop.datastream.requests import requests_path_for, take_requests
+from hybridshop.datastream.source import key_columns, publication_table_names
+from hybridshop.datastream.txnbuffer import TxnBuffer
+from hybridshop.datastream.typemap import column_type
+
+if TYPE_CHECKING:
+    from hybridshop.datastream.replicator import Replicator
+
+log = logging.getLogger("hybridshop.datastream")
+
+HEARTBEAT_PREFIX = "hybridshop.datastream.heartbeat"
+_CHANGE_KINDS = frozenset(b"IUDT")
+KEYLESS_REASON = (
+    "the table has no primary key and no replica identity, so only its INSERTs are "
+    "replicated (append-only, as Datastream does). Fix: ALTER TABLE ... ADD PRIMARY KEY (...); "
+    "or ALTER TABLE ... REPLICA IDENTITY FULL; then `hybridshop replicate backfill <table>`"
+)
+
+
+class StreamApplier:
+    """One START_REPLICATION session: decode, batch, apply, acknowledge."""
+
+    def __init__(self, rep: Replicator, wh: Warehouse, conn: Any, cur: Any, start_lsn: int) -> None:
+        self.rep = rep
+        self.cfg = rep.config
+        self.wh = wh
+        self.conn = conn  # a normal connection: catalog lookups and heartbeats
+        self.cur = cur
+        self.applied_lsn = start_lsn
+        self.relations: dict[int, po.Relation] = {}
+        self.by_relid: dict[int, TableWriter] = {}
+        self.current: TxnBuffer | None = None
+        self.ready: list[TxnBuffer] = []
+        self.ready_changes = 0
+        self.ready_since = 0.0
+        self.streams: dict[int, TxnBuffer] = {}
+        self.in_stream: int | None = None
+        self.heartbeat: tuple[int, int] | None = None  # (lsn, source ms) received, unsaved
+        self.heartbeat_due = time.monotonic()
+        self.heartbeat_ok = True
+        self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
+        self.keepalive_at = time.monotonic()
+        self.requests_path = requests_path_for(self.cfg.duckdb_path)
+
+    def run(self, stop: threading.Event) -> None:
+        read = self.cur.read_message
+        self.check_tables()  # tables added to the publication while we were stopped
+        while not stop.is_set():
+            msg = read()
+            if msg is not None:
+                self.handle(msg.payload)
+                if self.ready and (
+                    self.ready_changes >= self.cfg.max_batch_changes
+                    or time.monotonic() - self.ready_since >= self.cfg.commit_interval_s
+                ):
+                    self.apply()
+                    if time.monotonic() >= self.tables_due:  # a busy stream checks too
+                        self.check_tables()
+                        self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
+                continue
+            # Nothing buffered from the server: we are caught up with what it sent.
+            if self.ready or self.heartbeat is not None:
+                self.apply()
+            self.rep.counters.caught_up = self.current is None and not self.streams
+            now = time.monotonic()
+            if now >= self.heartbeat_due:
+                self.emit_heartbeat()
+                self.heartbeat_due = now + self.cfg.heartbeat_interval_s
+            if now >= self.tables_due or self.requests_path.exists():
+                self.check_tables()
+                self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
+            if self.cfg.snapshot_path is not None:
+                self.wh.publish_snapshot(self.cfg.snapshot_path, self.cfg.snapshot_interval_s)
+            wait = self.cfg.commit_interval_s
+            select.select([self.cur], [], [], wait)
+        if self.ready:
+            self.apply()
+
+    def check_tables(self) -> None:
+        """Backfill the tables the publication gained (Datastream backfills added objects)
+        and those asked for by ``hybridshop replicate backfill`` (the requests file)."""
+        published = publication_table_names(self.conn, self.cfg.publication)
+        known = {f"{s}.{t}" for s, t in self.wh.table_states}
+        wanted = published - known
+        requested = take_requests(self.requests_path)
+        wanted |= requested & published
+        for name in sorted(requested - published):
+            log.error("backfill of %s asked for, but it is not published; ignored", name)
+        if not wanted:
+            return
+        if self.ready or self.heartbeat is not None:
+            self.apply()
+        log.info("backfilling %s while streaming", ", ".join(sorted(wanted)))
+        self.rep.backfill_tables(self.conn, wanted)
+        self.by_relid.clear()  # writers of the copied tables were replaced
+        # the walsender waited meanwhile: tell it we are alive and where we are
+        self.cur.send_feedback(write_lsn=self.applied_lsn, flush_lsn=self.applied_lsn, force=True)
+
+    # --- intake -------------------------------------------------------------------------
+    def handle(self, payload: bytes) -> None:
+        kind = payload[0]
+        if kind in _CHANGE_KINDS:  # I U D T: kept raw, decoded when applied
+            target = self.streams[self.in_stream] if self.in_stream is not None else self.current
+            if target is not None:
+                target.add(payload)
+            return
+        msg = po.decode(payload, in_stream=self.in_stream is not None)
+        if isinstance(msg, po.Relation):
+            self.relations[msg.relid] = msg
+            target = self.streams[self.in_stream] if self.in_stream is not None else self.current
+            if target is not None:
+                target.add(payload)
+        elif isinstance(msg, po.Begin):
+            self.current = self._buffer(msg.xid, streamed=False)
+        elif isinstance(msg, po.Commit):
+            txn, self.current = self.current, None
+            if txn is not None:
+                self._committed(txn, msg.commit_lsn, msg.end_lsn, msg.commit_ts_us)
+        elif isinstance(msg, po.Message):
+            if not msg.transactional and msg.prefix == HEARTBEAT_PREFIX:
+                self.heartbeat = (msg.lsn, int(msg.content.decode() or 0))
+        elif isinstance(msg, po.StreamStart):
+            self.in_stream = msg.xid
+            if msg.xid not in self.streams:
+                self.streams[msg.xid] = self._buffer(msg.xid, streamed=True)
+        elif isinstance(msg, po.StreamStop):
+            self.in_stream = None
+        elif isinstance(msg, po.StreamCommit):
+            txn = self.streams.pop(msg.xid, None) or self._buffer(msg.xid, streamed=True)
+            self._committed(txn, msg.commit_lsn, msg.end_lsn, msg.commit_ts_us)
+        elif isinstance(msg, po.StreamAbort):
+            if msg.subxid == msg.xid:
+                aborted = self.streams.pop(msg.xid, None)
+                if aborted is not None:
+                    aborted.close()
+            elif msg.xid in self.streams:
+                self.streams[msg.xid].abort_subtransaction(msg.subxid)
+        # Type and Origin messages need nothing: types come from the catalog.
+
+    def _buffer(self, xid: int, *, streamed: bool) -> TxnBuffer:
+        return TxnBuffer(
+            xid,
+            streamed=streamed,
+            spill_dir=self.cfg.duckdb_path.parent,
+            memory_bytes=self.cfg.txn_memory_bytes,
+        )
+
+    def _committed(self, txn: TxnBuffer, commit_lsn: int, end_lsn: int, ts_us: int) -> None:
+        last = self.ready[-1].end_lsn if self.ready else self.applied_lsn
+        if end_lsn <= last:
+            txn.close()
+            return  # already applied before a restart: exactly once
+        txn.commit_lsn, txn.end_lsn, txn.commit_ts_us = commit_lsn, end_lsn, ts_us
+        if not self.ready:
+            self.ready_since = time.monotonic()
+        self.ready.append(txn)
+        self.ready_changes += txn.count
+
+    # --- apply --------------------------------------------------------------------------
+    def writer(self, relid: int) -> TableWriter:
+        writer = self.by_relid.get(relid)
+        if writer is None:
+            rel = self.relations[relid]
+            writer = self.wh.attach_table(rel.namespace, rel.name, self.dest_columns(rel))
+            self.by_relid[relid] = writer
+        return writer
+
+    def dest_columns(self, rel: po.Relation) -> list[DestColumn]:
+        """The destination columns of a Relation. Keys come from the catalog by the rule the
+        backfill uses (``source.key_columns``), not from the Relation's flags, which mark
+        every column under REPLICA IDENTITY FULL."""
+        info = self.rep.types.get(self.conn, {c.type_oid for c in rel.columns})
+        keys = key_columns(self.conn, rel.relid)
+        return [
+            DestColumn(c.name, column_type(info[c.type_oid], c.typmod), c.name in keys)
+            for c in rel.columns
+        ]
+
+    def apply(self) -> None:
+        ready, self.ready, self.ready_changes = self.ready, [], 0
+        heartbeat, self.heartbeat = self.heartbeat, None
+        lsn = ready[-1].end_lsn if ready else self.applied_lsn
+        if heartbeat is not None:
+            lsn = max(lsn, heartbeat[0])
+        if lsn <= self.applied_lsn and not ready:
+            return
+        try:
+            changes = self._apply_batch(ready, heartbeat, lsn)
+        except VALUE_ERRORS as exc:
+            # A value the warehouse cannot hold (NaN in a DECIMAL, a timestamp past 294247,
+            # a date before year 1): do it again with checked casts, rejecting and recording
+            # the changes that hold one; the rest of the batch is applied as usual.
+            log.warning("batch holds a value DuckDB cannot store (%s); rejecting it", _first(exc))
+            self.reset_writers()
+            self.wh.set_careful(True)
+            try:
+                changes = self._apply_batch(ready, heartbeat, lsn)
+            finally:
+                self.wh.set_careful(False)
+        for txn in ready:
+            txn.close()  # spill files go now
+        self.applied_lsn = lsn
+        # Acknowledge only what DuckDB has durably committed.
+        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
+        c = self.rep.counters
+        c.lsn = lsn
+        c.changes_applied += changes
+        c.transactions_applied += len(ready)
+        c.batches += 1
+        if ready:
+            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+
+    def reset_writers(self) -> None:
+        """Forget the in-memory writers (after a rollback): they are rebuilt from the
+        warehouse's catalog, so columns added by the rolled-back batch are added again."""
+        self.wh.writers.clear()
+        self.by_relid.clear()
+
+    def _apply_batch(
+        self, ready: list[TxnBuffer], heartbeat: tuple[int, int] | None, lsn: int
+    ) -> int:
+        """Apply ``ready`` and reach ``lsn`` in one DuckDB transaction. Pending rows are
+        written every ``flush_every_changes`` changes inside it, so a transaction of any
+        size is applied atomically in bounded memory."""
+        wh = self.wh
+        flush_every = self.cfg.flush_every_changes
+        wh.begin()
+        try:
+            changes = 0
+            pending = 0
+            for txn in ready:
+                ts_ms = txn.commit_ts_us // 1000
+                for seq, change in enumerate(txn.changes()):
+                    self.apply_change(change, ts_ms, txn.commit_lsn, seq, txn.end_lsn)
+                    pending += 1
+                    if pending >= flush_every:
+                        wh.flush_writers()
+                        pending = 0
+                        self.keepalive()
+                changes += txn.count
+            self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
+            wh.state.advance(
+                self.cfg.slot,
+                lsn,
+                commit_ts_ms=ready[-1].commit_ts_us // 1000 if ready else None,
+                heartbeat_ts_ms=heartbeat[1] if heartbeat else None,
+                changes=changes,
+            )
+            wh.commit()
+        except BaseException:
+            wh.rollback()
+            raise
+        return changes
+
+    def apply_change(
+        self, change: Any, ts_ms: int, commit_lsn: int, seq: int, end_lsn: int
+    ) -> None:
+        kind = type(change)
+        cs = change_sequence_number(commit_lsn, 2 * seq + 1)
+        if kind is po.Relation:
+            writer = self.by_relid.get(change.relid)
+            columns = self.dest_columns(change)
+            if writer is None:
+                writer = self.wh.attach_table(change.namespace, change.name, columns)
+                self.by_relid[change.relid] = writer
+            else:
+                self.wh.evolve(writer, columns)
+            writer.keyless = change.replica_identity != "f" and not any(c.is_key for c in columns)
+            if writer.stopped:
+                self.rep.counters.stopped_tables[writer.qualified] = writer.stopped
+            return
+        if kind is po.Truncate:
+            for relid in change.relids:
+                writer = self.writer(relid)
+                known = writer.source in self.wh.table_states
+                if known and not writer.stopped and end_lsn > writer.skip_through:
+                    self.wh.truncate(writer, ts_ms, cs)
+            return
+        writer = self.writer(change.relid)
+        if writer.stopped or end_lsn <= writer.skip_through:
+            return  # stopped (schema change), or already in the table's later snapshot
+        if writer.source not in self.wh.table_states:
+            # Added to the publication and not backfilled yet: its backfill (a snapshot taken
+            # after this transaction) holds this change; backfill it soon.
+            self.tables_due = 0.0
+            return
+        if kind is po.Insert:
+            writer.insert(change.new, ts_ms, cs)
+        elif kind is po.Update:
+            if writer.keyless:
+                writer.reject_change("UPDATE", change.new, cs, KEYLESS_REASON)
+                return
+            cs_delete = change_sequence_number(commit_lsn, 2 * seq)
+            writer.update(change.old, change.new, ts_ms, cs, cs_delete)
+        elif kind is po.Delete:
+            if writer.keyless:
+                writer.reject_change("DELETE", change.old, cs, KEYLESS_REASON)
+                return
+            writer.delete(change.old, ts_ms, cs)
+
+    def keepalive(self) -> None:
+        """While a long transaction is applied nothing is read from the stream, so psycopg2
+        sends no status: without one for ``wal_sender_timeout`` (60 s) the walsender drops
+        the connection. Report the position already applied (never more) every 10 s."""
+        now = time.monotonic()
+        if now - self.keepalive_at >= 10.0:
+            self.cur.send_feedback(
+                write_lsn=self.applied_lsn, flush_lsn=self.applied_lsn, force=True
+            )
+            self.keepalive_at = now
+
+    def emit_heartbeat(self) -> None:
+        """A non-transactional WAL message: its arrival proves everything before it was
+        sent, so the slot can advance even when no published table changes."""
+        if not self.heartbeat_ok:
+            return
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_logical_emit_message(false, %s, "
+                    "((extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text)",
+                    (HEARTBEAT_PREFIX,),
+                )
+        except psycopg2.errors.InsufficientPrivilege:
+            log.warning(
+                "cannot write heartbeats (pg_logical_emit_message denied); the slot "
+                "still advances with every replicated change"
+            )
+            self.heartbeat_ok = False
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
