@@ -56,22 +56,32 @@ def bench_cdc(
     rate: int = typer.Option(1000, "--rate", help="Steady changes/s for the lag measurement (b)."),
     seconds: float = typer.Option(10.0, "--seconds", help="Duration of the lag measurement."),
     rows: int = typer.Option(1_000_000, "--rows", help="Rows backfilled in (c)."),
+    large_txn_rows: int = typer.Option(
+        500_000, "--large-txn-rows", help="Rows of the one large transaction in (d)."
+    ),
     out: Path = typer.Option(
         RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."
     ),
     only: str | None = typer.Option(
         None,
         "--only",
-        help="Run one measure (drain, lag or backfill); its figures are merged into --out.",
+        help="Run one measure (drain, lag, backfill, large_txn); merged into --out.",
     ),
 ) -> None:
-    """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY."""
+    """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY,
+    one large transaction (replicator peak RSS, catch-up vs pg_recvlogical)."""
     from hybridshop.bench.cdc import SECTIONS, markdown, run_cdc_bench
 
     if only is not None and only not in SECTIONS:
         raise typer.BadParameter(f"must be one of {', '.join(SECTIONS)}", param_hint="--only")
     result = run_cdc_bench(
-        changes=changes, rate=rate, seconds=seconds, rows=rows, out=out, only=only
+        changes=changes,
+        rate=rate,
+        seconds=seconds,
+        rows=rows,
+        out=out,
+        only=only,
+        large_txn_rows=large_txn_rows,
     )
     typer.echo(markdown(result))
     typer.echo(f"written to {out}")
