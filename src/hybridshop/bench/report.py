@@ -830,7 +830,7 @@ def run_all(
                 status = "failed"
             reason = {
                 "timed out": "stopped after the time allowed (--timeout / --budget)",
-                "interrupted": "interrupted (Ctrl-C)",
+                "interrupted": "Ctrl-C",
                 "failed": f"exit code {code}"
                 + ("" if out.exists() or code else f"; it wrote no {out.name}"),
             }.get(status, "")
