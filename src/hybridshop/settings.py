@@ -10,10 +10,19 @@ import os
 from pathlib import Path
 
 DEFAULT_API_PORT = 3000  # as `sam local start-api`
+# the local token issuer / metadata server stand-in, on its own loopback listener
+DEFAULT_ISSUER_PORT = 3001
 DEFAULT_WEB_PORT = 8080
 DEFAULT_DASHBOARD_PORT = 8090
 DEFAULT_PG_PORT = 55432  # away from a system PostgreSQL on 5432
 DEFAULT_HOST = "127.0.0.1"
+
+
+def local_metadata_url(port: int = DEFAULT_ISSUER_PORT) -> str:
+    """The local gateway's token issuer, which answers as the GCE/Cloud Run metadata server."""
+    return f"http://127.0.0.1:{port}"
+
+
 DEFAULT_DB_NAME = "hybridshop"
 
 

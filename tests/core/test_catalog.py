@@ -50,9 +50,9 @@ def test_listing_filters(conn: psycopg2.extensions.connection) -> None:
     _add(conn, "Red Kite", category="toys")
     sold = _add(conn, "Green Kite", category="toys")
     catalog.purchase(conn, sold, PurchaseRequest())
-    toys = catalog.list_products(conn, ListingQuery(category="toys"))
+    toys = catalog.list_products(conn, ListingQuery(categories=("toys",)))
     assert [p.name for p in toys.items] == ["Red Kite"]
-    with_sold = catalog.list_products(conn, ListingQuery(category="toys", include_sold=True))
+    with_sold = catalog.list_products(conn, ListingQuery(categories=("toys",), include_sold=True))
     assert {p.name for p in with_sold.items} == {"Red Kite", "Green Kite"}
     # LIKE wildcards in the search text are literal characters
     assert [p.name for p in catalog.list_products(conn, ListingQuery(search="100%")).items] == [

@@ -32,7 +32,7 @@ def secured(make_gateway):
 
 def metadata_token(gateway, audience: str = AUDIENCE) -> str:
     response = requests.get(
-        gateway.issuer_url + "/metadata" + METADATA_IDENTITY_PATH,
+        gateway.metadata_url + METADATA_IDENTITY_PATH,
         params={"audience": audience},
         headers={"Metadata-Flavor": "Google"},
         timeout=10,
@@ -143,7 +143,7 @@ def test_authorizer_discovers_remote_issuer_over_http(make_gateway) -> None:
 
 def test_metadata_endpoint_requires_flavor_header(make_gateway) -> None:
     gateway, _ = make_gateway(functions=(), local_issuer=True)
-    url = gateway.issuer_url + "/metadata" + METADATA_IDENTITY_PATH
+    url = gateway.metadata_url + METADATA_IDENTITY_PATH
     response = requests.get(url, params={"audience": AUDIENCE}, timeout=10)
     assert response.status_code == 403
     response = requests.get(

@@ -20,6 +20,7 @@ def test_api_command_serves_and_stops_on_ctrl_c(database_url: str, tmp_path: Pat
         "HYBRIDSHOP_HOME": str(tmp_path),
         "COLUMNS": "200",
         "HYBRIDSHOP_API_PORT": "0",
+        "HYBRIDSHOP_ISSUER_PORT": "0",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "hybridshop.cli.main", "api", "--auth", "local", "--quiet"],
@@ -29,19 +30,24 @@ def test_api_command_serves_and_stops_on_ctrl_c(database_url: str, tmp_path: Pat
         text=True,
     )
     try:
-        url = None
+        url = metadata = None
         assert proc.stderr is not None
         deadline = time.time() + 60
-        while url is None and time.time() < deadline:
+        while (url is None or metadata is None) and time.time() < deadline:
             line = proc.stderr.readline()
             if not line:
                 break
             found = re.search(r"│ API\s+│ (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "the command never printed its URL"
+            url = found.group(1) if found else url
+            found = re.search(
+                r"│ Metadata \(METADATA_SERVER_URL\)\s+│ (http://127\.0\.0\.1:\d+)", line
+            )
+            metadata = found.group(1) if found else metadata
+        assert url and metadata, "the command never printed its URLs"
+        assert metadata != url  # the token issuer is not on the API's listener
         assert requests.get(url + "/products", timeout=30).status_code == 401
         token = requests.get(
-            url + "/_local/metadata/computeMetadata/v1/instance/service-accounts/default/identity",
+            metadata + "/computeMetadata/v1/instance/service-accounts/default/identity",
             params={"audience": "hybridshop-api"},
             headers={"Metadata-Flavor": "Google"},
             timeout=30,

@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hybridshop.gateway.http11 import HttpError, RequestParser
-
 
 def _connect(gateway) -> socket.socket:  # type: ignore[no-untyped-def]
     url = urlsplit(gateway.url)
@@ -80,7 +78,7 @@ def test_malformed_requests_are_400_and_close(shared_gateway, raw: bytes) -> Non
 def test_too_large_body_is_413_without_reading_it(shared_gateway) -> None:
     gateway, _ = shared_gateway
     with _connect(gateway) as sock, sock.makefile("rb") as reader:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n")
         status, _, body = _read_response(reader)
     assert status == 413
     assert json.loads(body) == {"message": "Request Entity Too Large"}
@@ -94,7 +92,9 @@ def test_http10_closes_unless_keep_alive_and_expect_continue(shared_gateway) -> 
         assert status == 200 and headers["connection"] == "close"
         assert reader.read() == b""
     with _connect(gateway) as sock, sock.makefile("rb") as reader:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+        )
         assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
         assert reader.readline() == b"\r\n"
         sock.sendall(b"abc")
@@ -102,38 +102,38 @@ def test_http10_closes_unless_keep_alive_and_expect_continue(shared_gateway) -> 
     assert status == 200 and json.loads(body)["event"]["body"] == "abc"
 
 
-def test_parser_waits_for_complete_requests_byte_by_byte() -> None:
+def test_requests_arriving_byte_by_byte(shared_gateway) -> None:
+    gateway, _ = shared_gateway
     raw = (
-        b"POST /a?x=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST /echo/1?x=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
-        b"GET /b HTTP/1.1\r\nConnection: close\r\n\r\n"
+        b"GET /echo/2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     )
-    parser = RequestParser(max_body=100)
-    requests = []
-    for i in range(len(raw)):
-        parser.feed(raw[i : i + 1])
-        while (request := parser.next()) is not None:
-            requests.append(request)
-    assert [(r.method, r.target, r.body, r.keep_alive) for r in requests] == [
-        ("POST", "/a?x=1", b"abcde", True),
-        ("GET", "/b", b"", False),
-    ]
-    assert requests[0].headers[0] == ("Host", "h")
+    with _connect(gateway) as sock, sock.makefile("rb") as reader:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(raw)):
+            sock.sendall(raw[i : i + 1])
+        first = _read_response(reader)
+        second = _read_response(reader)
+        assert reader.read() == b""
+    event = json.loads(first[2])["event"]
+    assert event["body"] == "abcde" and event["rawQueryString"] == "x=1"
+    assert event["headers"]["host"] == "h"
+    assert second[1]["connection"] == "close"
+    assert json.loads(second[2])["event"]["pathParameters"] == {"id": "2"}
 
 
-def test_parser_limits() -> None:
-    parser = RequestParser(max_body=4)
-    parser.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n")
-    with pytest.raises(HttpError) as chunked:
-        parser.next()
-    assert chunked.value.status == 413
-    parser = RequestParser(max_body=4)
-    parser.feed(b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000)
-    with pytest.raises(HttpError) as head:
-        parser.next()
-    assert head.value.status == 431
-    parser = RequestParser(max_body=4)
-    parser.feed(b"GET / HTTP/2.0\r\n\r\n")
-    with pytest.raises(HttpError) as version:
-        parser.next()
-    assert version.value.status == 505
+def test_limits_on_body_and_head(make_gateway) -> None:
+    gateway, _ = make_gateway(max_body=4)
+    for raw, status in (
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+            413,
+        ),
+        (b"GET /echo HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET /echo HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ):
+        with _connect(gateway) as sock, sock.makefile("rb") as reader:
+            sock.sendall(raw)
+            got, headers, _ = _read_response(reader)
+            assert got == status and headers["connection"] == "close"

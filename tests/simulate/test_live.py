@@ -92,10 +92,11 @@ def test_summary_counts_equal_the_database(
 
 
 def test_with_the_jwt_authorizer_and_the_shops_identity(
-    database_url: str, start_gateway: GatewayFactory
+    database_url: str, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_demo(database_url)
     gateway = start_gateway(database_url, auth=True)
+    monkeypatch.setenv("METADATA_SERVER_URL", gateway.metadata_url)  # its own loopback port
     summary = simulate(gateway.url, seed=4, duration=2.5)
     assert summary.orders > 0
     assert summary.aborted is None

@@ -61,7 +61,7 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[LocalGateway]:
 
 
 def metadata_url(gateway: LocalGateway) -> str:
-    return gateway.issuer_url + "/metadata"
+    return gateway.metadata_url
 
 
 @pytest.fixture
@@ -126,7 +126,9 @@ def catalog(gateway: LocalGateway) -> Iterator[Catalog]:
 @pytest.fixture
 def live_shop(gateway: LocalGateway) -> Iterator[WebServer]:
     """The shop on a real loopback port (what `hybridshop up` starts), for the browser."""
-    server = start_web(gateway.url, "127.0.0.1", 0, audience=AUDIENCE)
+    server = start_web(
+        gateway.url, "127.0.0.1", 0, audience=AUDIENCE, metadata_url=metadata_url(gateway)
+    )
     yield server
     server.stop()
 

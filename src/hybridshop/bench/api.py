@@ -9,6 +9,12 @@ request, driven by one epoll loop in one process so they take little of the CPU 
 with the gateway and the database.
 Each measurement buys fresh, distinct products so no run is slowed by already-sold rows.
 The ratio gateway/pgbench is what matters: absolute numbers swing on a shared machine.
+
+Then the attacks an adversarial review reproduced against the old gateway run together for
+``attack_seconds``: 8 slow readers (one GET, then 400 pipelined GETs of the catalog, never
+reading) and 10 pipelining clients that never read (~120 KB of requests each). Meanwhile a
+probe asks for the catalog on a fresh connection every 100 ms; the gateway process's peak
+RSS (VmHWM) is read from /proc before and after.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ def pgbench_script() -> str:
         "buyer_ref": "NULL",
         "channel": "'pgbench'",
         "key": "NULL",
+        "caller": "''",
+        "fingerprint": "NULL",
     }
     return PURCHASE_SQL.strip() % values + ";\n"
 
@@ -241,6 +249,113 @@ def measure_handler_imports(repeats: int = 5) -> dict[str, float]:
     return timings
 
 
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process (``VmHWM``: its peak so far) in MB, from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _probe_once(port: int, path: str) -> float:
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data.startswith(b"HTTP/1.1 200 "):
+        raise RuntimeError(f"probe answered {data[:40]!r}")
+    return (time.perf_counter() - started) * 1000
+
+
+def _warm(port: int, path: str, connections: int) -> None:
+    """Send ``connections`` requests at once so that many environments are started."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(connections)]
+    try:
+        for sock in socks:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        for sock in socks:
+            while sock.recv(65536):
+                pass
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _measure_attacks(port: int, gateway_pid: int, seconds: float) -> dict[str, Any]:
+    """Slow readers + pipelining non-readers for ``seconds``, a probe every 100 ms."""
+    path = "/products?limit=20"
+    _warm(port, path, 32)  # every GetProducts environment started: no cold start measured
+    for _ in range(3):
+        _probe_once(port, path)
+    rss_before = rss_mb(gateway_pid)
+    attackers: list[tuple[socket.socket, bytes]] = []
+    try:
+        for _ in range(8):  # slow readers
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.recv(65536)
+            sock.setblocking(False)
+            attackers.append((sock, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 400))
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for _ in range(10):  # pipelining, never reading
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.setblocking(False)
+            attackers.append((sock, request * (120_000 // len(request))))
+        probes: list[float] = []
+        peak = rss_before
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for i, (sock, pending) in enumerate(attackers):
+                if pending:
+                    try:
+                        sent = sock.send(pending)
+                    except (BlockingIOError, InterruptedError):
+                        sent = 0
+                    except OSError:
+                        sent = len(pending)  # the gateway dropped it: fine
+                    attackers[i] = (sock, pending[sent:])
+            probes.append(_probe_once(port, path))
+            peak = max(peak, rss_mb(gateway_pid))
+            time.sleep(0.1)
+    finally:
+        for sock, _ in attackers:
+            sock.close()
+    unsent = sum(len(p) for _, p in attackers)
+    return {
+        "seconds": seconds,
+        "slow_readers": 8,
+        "pipelining_non_readers": 10,
+        "request_bytes_not_accepted_by_the_gateway": unsent,
+        "probes": len(probes),
+        "probe_p50_ms": round(percentile(probes, 50), 2),
+        "probe_max_ms": round(max(probes), 2),
+        "gateway_rss_before_mb": round(rss_before, 1),
+        "gateway_rss_peak_during_mb": round(peak, 1),
+    }
+
+
 def _wait_for_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -251,7 +366,9 @@ def _wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"the gateway did not start listening on port {port}")
 
 
-def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, Any]:
+def run_api_bench(
+    clients: list[int], seconds: float, out: Path, attack_seconds: float = 15.0
+) -> dict[str, Any]:
     """Run the benchmark, write ``out`` (JSON) and print a Markdown table."""
     with tempfile.TemporaryDirectory(prefix="hybridshop-bench-") as tmp:
         workdir = Path(tmp)
@@ -297,7 +414,9 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
             rows: dict[str, Any] = {}
             for n in clients:
                 console.print(f"[bold]{n} clients[/]: gateway ({seconds:.0f}s)...")
+                cpu_before = cpu_seconds(gateway.pid)
                 gw = _measure_gateway(api_port, dsn, n, seconds)
+                gateway_cpu = cpu_seconds(gateway.pid) - cpu_before
                 console.print(f"[bold]{n} clients[/]: pgbench ({seconds:.0f}s)...")
                 pgb = _measure_pgbench(dsn, server.port, n, seconds, workdir)
                 rows[str(n)] = {
@@ -307,7 +426,17 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
                     "p50_ms": round(percentile(gw.latencies_ms, 50), 2),
                     "p99_ms": round(percentile(gw.latencies_ms, 99), 2),
                     "errors": gw.errors,
+                    # the gateway process alone (HTTP, events, routing), warm-up included
+                    "gateway_cpu_us_per_request": round(
+                        gateway_cpu / max(1, len(gw.latencies_ms)) * 1e6, 1
+                    ),
+                    "gateway_rss_peak_mb": round(rss_mb(gateway.pid, "VmHWM"), 1),
                 }
+            console.print(
+                f"attacks: slow readers + pipelining non-readers ({attack_seconds:.0f}s)..."
+            )
+            attacks = _measure_attacks(api_port, gateway.pid, attack_seconds)
+            gateway_peak = rss_mb(gateway.pid, "VmHWM")
             console.print("cold imports of the handlers...")
             imports = measure_handler_imports()
         finally:
@@ -323,8 +452,17 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
         "seconds_per_measurement": seconds,
         "cpu_count": os.cpu_count(),
         "clients": rows,
+        "attacks": attacks,
+        "gateway_rss_peak_mb": round(gateway_peak, 1),
         "handler_import_ms": imports,
-        "targets": {"ratio_at_8_clients": 0.6, "handler_import_ms": 300},
+        "targets": {
+            "ratio_at_8_clients": 0.6,
+            "ratio_at_32_clients": 0.5,
+            "p99_ms_at_32_clients": 20,
+            "gateway_rss_peak_during_attacks_mb": 200,
+            "probe_ms_during_attacks": 100,
+            "handler_import_ms": 300,
+        },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -336,14 +474,22 @@ def run_api_bench(clients: list[int], seconds: float, out: Path) -> dict[str, An
 
 def _markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| clients | gateway tps | pgbench tps | ratio | p50 ms | p99 ms | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | gateway tps | pgbench tps | ratio | p50 ms | p99 ms | errors | gateway RSS peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, row in result["clients"].items():
         lines.append(
             f"| {n} | {row['gateway_tps']} | {row['pgbench_tps']} | {row['ratio']} | "
-            f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
+            f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['gateway_rss_peak_mb']} |"
         )
+    lines.append("")
+    attacks = result["attacks"]
+    lines.append(
+        f"Attacks ({attacks['slow_readers']} slow readers + {attacks['pipelining_non_readers']} "
+        f"pipelining non-readers, {attacks['seconds']:.0f} s): probe p50 {attacks['probe_p50_ms']} ms, "
+        f"max {attacks['probe_max_ms']} ms over {attacks['probes']} probes; gateway RSS "
+        f"{attacks['gateway_rss_before_mb']} -> peak {attacks['gateway_rss_peak_during_mb']} MB."
+    )
     lines.append("")
     lines.append("| handler | cold import ms |")
     lines.append("|---|---:|")

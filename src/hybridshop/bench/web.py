@@ -184,7 +184,7 @@ def run_web_bench(
                 )
             )
             gateway.start()
-            metadata = f"{gateway.issuer_url}/metadata"
+            metadata = gateway.metadata_url
             tokens = IdTokenSource(metadata, LOCAL_AUDIENCE)
             _seed(gateway, tokens, products)
             page_session, api_session = requests.Session(), requests.Session()

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import typer
 
-from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST
+from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, DEFAULT_ISSUER_PORT
 
 
 class AuthMode(StrEnum):
@@ -50,6 +50,13 @@ def api(
         [],
         "--allowed-caller",
         help="Token sub/email the functions accept (ALLOWED_CALLERS; repeatable).",
+    ),
+    issuer_port: int = typer.Option(
+        DEFAULT_ISSUER_PORT,
+        "--issuer-port",
+        envvar="HYBRIDSHOP_ISSUER_PORT",
+        help="With --auth local: port of the token issuer / metadata server stand-in, "
+        "always on 127.0.0.1 (0: any free).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No access-log lines."),
 ) -> None:
@@ -94,13 +101,15 @@ def api(
             concurrency=concurrency,
             authorizer=authorizer,
             local_issuer=auth is AuthMode.local,
+            issuer_port=issuer_port,
             quiet=quiet,
         )
     )
     try:
         gateway.start()
     except OSError as exc:
-        console.print(f"[red]cannot listen on {host}:{port}: {exc.strerror or exc}[/red]")
+        where = f"{host}:{port}" + (f" / 127.0.0.1:{issuer_port}" if auth is AuthMode.local else "")
+        console.print(f"[red]cannot listen on {where}: {exc.strerror or exc}[/red]")
         raise typer.Exit(1) from None
 
     table = Table(title="hybridshop API (local API Gateway + Lambda)", show_header=False)
@@ -112,7 +121,7 @@ def api(
     table.add_row("Database", "embedded PostgreSQL" if database.embedded else "DATABASE_URL")
     if gateway.issuer is not None:
         table.add_row("JWT issuer", gateway.issuer.issuer_url)
-        table.add_row("Metadata (METADATA_SERVER_URL)", gateway.issuer.metadata_url)
+        table.add_row("Metadata (METADATA_SERVER_URL)", gateway.metadata_url)
         table.add_row("Audience", ", ".join(authorizer.audiences if authorizer else ()))
     elif authorizer is not None:
         table.add_row("JWT issuer", authorizer.issuer)

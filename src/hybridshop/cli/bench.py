@@ -22,14 +22,18 @@ RESULTS_DIR = Path("bench-results")
 def bench_api(
     clients: list[int] = typer.Option([8, 32], "--clients", "-c", help="Client counts to measure."),
     seconds: float = typer.Option(10.0, "--seconds", "-s", help="Duration of each measurement."),
+    attack_seconds: float = typer.Option(
+        15.0, "--attack-seconds", help="Duration of the slow-reader + pipelining attack phase."
+    ),
     out: Path = typer.Option(
         RESULTS_DIR / "api.json", "--out", help="Where to write the JSON results."
     ),
 ) -> None:
-    """Purchases/s and p50/p99 through the local gateway vs pgbench running the same transaction."""
+    """Purchases/s and p50/p99 through the local gateway vs pgbench running the same
+    transaction; then probe latency and gateway memory under slow-reader attacks."""
     from hybridshop.bench.api import run_api_bench
 
-    run_api_bench(clients=clients, seconds=seconds, out=out)
+    run_api_bench(clients=clients, seconds=seconds, out=out, attack_seconds=attack_seconds)
 
 
 @app.command("web")

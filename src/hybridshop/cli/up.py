@@ -163,7 +163,7 @@ def up(
         if web:
             from hybridshop.web.server import start_web
 
-            api_url, metadata_url = gateway.url, f"{gateway.issuer_url}/metadata"
+            api_url, metadata_url = gateway.url, gateway.metadata_url
             shop_component = ThreadComponent(
                 "web shop",
                 lambda: start_web(

@@ -32,7 +32,7 @@ def web(
         "",
         "--metadata-url",
         envvar="METADATA_SERVER_URL",
-        help="Metadata server for ID tokens (default: <api-url>/_local/metadata).",
+        help="Metadata server for ID tokens (default: the local gateway's issuer, http://127.0.0.1:3001).",
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Print one line per request."),
 ) -> None:

@@ -32,7 +32,7 @@ from hybridshop.core.models import (
     Product,
     PurchaseRequest,
 )
-from hybridshop.core.validation import encode_cursor
+from hybridshop.core.validation import encode_cursor, request_fingerprint
 
 PRODUCT_COLUMNS = (
     "id, name, description, category, price, currency, image_url, available, created_at, updated_at"
@@ -57,9 +57,12 @@ def list_products(conn: Any, query: ListingQuery) -> Page:
     args: list[Any] = []
     if not query.include_sold:
         where.append("available")
-    if query.category:
+    if len(query.categories) == 1:
         where.append("category = %s")
-        args.append(query.category)
+        args.append(query.categories[0])
+    elif query.categories:
+        where.append("category = ANY(%s)")
+        args.append(list(query.categories))
     if query.search:
         where.append("name ILIKE %s")
         args.append(f"%{_escape_like(query.search)}%")
@@ -234,18 +237,30 @@ _ORDER_SELECT = """
 """
 
 
-def _order_by_key(cur: Any, key: str) -> Order | None:
-    cur.execute(_ORDER_SELECT + " WHERE o.idempotency_key = %s", (key,))
+def _order_by_key(cur: Any, caller: str, key: str) -> tuple[Order, str | None] | None:
+    """The order this caller made with this key, and the fingerprint of its request."""
+    cur.execute(
+        _ORDER_SELECT.replace("o.channel", "o.channel, o.request_fingerprint")
+        + " WHERE o.idempotency_caller = %s AND o.idempotency_key = %s",
+        (caller, key),
+    )
     row = cur.fetchone()
-    return Order(*row) if row else None
+    return (Order(*row[:-1]), row[-1]) if row else None
 
 
-def _replay(existing: Order, product_id: int) -> tuple[Order, bool]:
-    if existing.product_id != product_id:
+def _replay(
+    existing: tuple[Order, str | None], product_id: int, fingerprint: str
+) -> tuple[Order, bool]:
+    order, stored = existing
+    if order.product_id != product_id:
         raise IdempotencyConflict(
             "this Idempotency-Key was already used for a purchase of another product"
         )
-    return existing, False
+    if stored is not None and stored != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body"
+        )
+    return order, False
 
 
 # One statement, so one round trip and one transaction even in autocommit mode: the guarded
@@ -256,8 +271,11 @@ PURCHASE_SQL = """
         WHERE id = %(product_id)s AND available
         RETURNING id, name, price, currency
     )
-    INSERT INTO orders (product_id, price, currency, buyer_ref, channel, idempotency_key)
-    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s FROM sold
+    INSERT INTO orders (product_id, price, currency, buyer_ref, channel, idempotency_key,
+                        idempotency_caller, request_fingerprint)
+    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s, %(caller)s,
+           %(fingerprint)s
+    FROM sold
     RETURNING id, product_id, (SELECT name FROM sold), price, currency, purchased_at,
               buyer_ref, channel
 """
@@ -272,8 +290,11 @@ PURCHASE_AT_SQL = """
         RETURNING id, name, price, currency
     )
     INSERT INTO orders
-        (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at)
-    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s, %(at)s FROM sold
+        (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at,
+         idempotency_caller, request_fingerprint)
+    SELECT id, price, currency, %(buyer_ref)s, %(channel)s, %(key)s, %(at)s, %(caller)s,
+           %(fingerprint)s
+    FROM sold
     RETURNING id, product_id, (SELECT name FROM sold), price, currency, purchased_at,
               buyer_ref, channel
 """
@@ -290,25 +311,31 @@ def purchase(
     ``orders_product_sold_once`` makes a double sale impossible even for other writers.
 
     With an idempotency key, repeating the call returns the original order (``created`` is
-    False) instead of failing with "already sold".
+    False) instead of failing with "already sold". The key is scoped to ``request.caller``
+    (another caller's order is never returned) and bound to the request: the same key with
+    another product or body raises IdempotencyConflict.
 
     ``at`` (history only, never from the API) stamps the sale with that time.
     """
     key = request.idempotency_key
+    caller = request.caller
+    fingerprint = request_fingerprint(product_id, request)
     params = {
         "product_id": product_id,
         "buyer_ref": request.buyer_ref,
         "channel": request.channel,
         "key": key,
+        "caller": caller,
+        "fingerprint": fingerprint if key is not None else None,
         "at": at,
     }
     try:
         with conn.cursor() as cur:
             if key is not None:
-                existing = _order_by_key(cur, key)
+                existing = _order_by_key(cur, caller, key)
                 if existing is not None:
                     conn.commit()
-                    return _replay(existing, product_id)
+                    return _replay(existing, product_id, fingerprint)
             cur.execute(PURCHASE_SQL if at is None else PURCHASE_AT_SQL, params)
             row = cur.fetchone()
             if row is not None:
@@ -317,10 +344,10 @@ def purchase(
             # Nothing sold: say why (the slow path only runs when the purchase fails).
             if key is not None:
                 # A concurrent request with the same key may have just won the row.
-                existing = _order_by_key(cur, key)
+                existing = _order_by_key(cur, caller, key)
                 if existing is not None:
                     conn.commit()
-                    return _replay(existing, product_id)
+                    return _replay(existing, product_id, fingerprint)
             cur.execute("SELECT available FROM products WHERE id = %s", (product_id,))
             found = cur.fetchone()
             conn.commit()
@@ -331,10 +358,10 @@ def purchase(
         conn.rollback()
         if exc.diag.constraint_name == "orders_idempotency_key_unique" and key is not None:
             with conn.cursor() as cur:
-                existing = _order_by_key(cur, key)
+                existing = _order_by_key(cur, caller, key)
             conn.commit()
             if existing is not None:
-                return _replay(existing, product_id)
+                return _replay(existing, product_id, fingerprint)
         raise AlreadySold(f"product {product_id} has already been sold") from None
     except (NotFound, AlreadySold):
         raise
@@ -523,12 +550,13 @@ def _purchase_one_in_tx(
 ) -> PurchaseOutcome:
     """One purchase inside the caller's transaction (a savepoint keeps the batch alive)."""
     key = request.idempotency_key
+    fingerprint = request_fingerprint(product_id, request)
     with conn.cursor() as cur:
         if key is not None:
-            existing = _order_by_key(cur, key)
+            existing = _order_by_key(cur, request.caller, key)
             if existing is not None:
                 try:
-                    order, _ = _replay(existing, product_id)
+                    order, _ = _replay(existing, product_id, fingerprint)
                 except IdempotencyConflict as exc:
                     return PurchaseOutcome(None, False, exc)
                 return PurchaseOutcome(order, False)
@@ -542,6 +570,8 @@ def _purchase_one_in_tx(
                     "channel": request.channel,
                     "key": key,
                     "at": at,
+                    "caller": request.caller,
+                    "fingerprint": fingerprint if key is not None else None,
                 },
             )
             row = cur.fetchone()

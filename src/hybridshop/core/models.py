@@ -94,7 +94,7 @@ class NewProduct:
 class ListingQuery:
     """A validated listing request: filters, page size and keyset cursor."""
 
-    category: str | None = None
+    categories: tuple[str, ...] = ()  # any of these (none: every category)
     search: str | None = None
     include_sold: bool = False
     limit: int = 20
@@ -106,6 +106,7 @@ class PurchaseRequest:
     buyer_ref: str | None = None
     channel: str = "api"
     idempotency_key: str | None = None
+    caller: str = ""  # who the key belongs to: the JWT subject, "" without an authorizer
 
 
 @dataclass(frozen=True)

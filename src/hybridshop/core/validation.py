@@ -6,8 +6,7 @@ message instead of a constraint violation; the database constraints stay as the 
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import json
 import re
 import unicodedata
@@ -28,8 +27,188 @@ LIMIT_MAX = 100
 MAX_BODY_BYTES = 64 * 1024
 ID_MAX = 2**63 - 1
 
-CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+ID_DIGITS_MAX = 19  # len(str(ID_MAX)): longer digit strings are refused before int()
+LIMIT_DIGITS_MAX = 10
+CATEGORIES_MAX = 20  # categories in one "any of" filter
+IDEMPOTENCY_KEY_MAX = 200
+
+CATEGORY_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,49}\Z")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+# ISO 4217 codes of currencies in use (2025 list; funds, metals and test codes left out).
+ISO_4217 = frozenset(
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XCG",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    ]
+)
+# Bidirectional embeddings, overrides and isolates (U+202E "spoofing" and friends).
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+# Characters that show nothing: format (U+200B ...), private use, unassigned, separators.
+_INVISIBLE_CATEGORIES = frozenset(("Cf", "Co", "Cn", "Cc", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"))
+IMAGE_URL_RE = re.compile(
+    r"https?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][A-Za-z0-9\-._~!$&()*+,;=:@/?#%\[\]]*)?"
+)
+# Ids up to 18 digits, or 19 digits starting 1-8: always below bigint's 2**63 - 1.
+CURSOR_RE = re.compile(r"[1-9][0-9]{0,17}|[1-8][0-9]{18}", re.ASCII)
+QUERY_TEXT_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]*")
+# RFC 8941 sf-string (the IETF Idempotency-Key draft's form): printable ASCII in quotes.
+_SF_STRING_RE = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
+_BARE_KEY_RE = re.compile(r"[\x21-\x7e]+")
 CHANNEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -78,6 +257,10 @@ def _has_control_chars(text: str, allow_newlines: bool = False) -> bool:
     return False
 
 
+def _visible(text: str) -> bool:
+    return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)
+
+
 def _text(
     errors: _Collector,
     data: Mapping[str, Any],
@@ -86,7 +269,10 @@ def _text(
     max_len: int,
     required: bool = False,
     multiline: bool = False,
+    human: bool = False,
 ) -> str | None:
+    """A string field, stripped and NFC-normalised (so length limits count what people see
+    as characters). ``human`` text (names) must show something and carry no bidi controls."""
     if field not in data or data[field] is None:
         if required:
             errors.add(field, "is required")
@@ -95,7 +281,10 @@ def _text(
     if not isinstance(value, str):
         errors.add(field, f"must be a string, not {_json_type(value)}")
         return None
-    value = value.strip()
+    if len(value) > max_len * 4:  # normalising a huge string is work for nothing
+        errors.add(field, f"must be at most {max_len} characters (got {len(value)})")
+        return None
+    value = unicodedata.normalize("NFC", value).strip()
     if required and not value:
         errors.add(field, "must not be blank")
         return None
@@ -105,6 +294,30 @@ def _text(
     if _has_control_chars(value, allow_newlines=multiline):
         errors.add(field, "must not contain control characters")
         return None
+    if human and any(ch in BIDI_CONTROLS for ch in value):
+        errors.add(
+            field,
+            "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)",
+        )
+        return None
+    if human and value and not _visible(value):
+        errors.add(
+            field,
+            "must contain visible characters (not only invisible, private-use or unassigned ones)",
+        )
+        return None
+    return value
+
+
+def parse_image_url(value: str) -> str:
+    """An absolute http(s) URL: a DNS host name, an optional port up to 65535, then only
+    unreserved, reserved and percent characters (ASCII; no spaces, quotes, backslashes or
+    angle brackets). The OpenAPI document carries the same pattern."""
+    if not IMAGE_URL_RE.fullmatch(value):
+        raise ValueError(
+            "must be an http:// or https:// URL with a host name (ASCII, percent-encoded; "
+            "no spaces, quotes or angle brackets)"
+        )
     return value
 
 
@@ -147,7 +360,7 @@ def parse_new_product(data: Any) -> NewProduct:
     """Validate an AddProduct body, reporting every bad field at once."""
     data = _require_object(data, PRODUCT_FIELDS)
     errors = _Collector()
-    name = _text(errors, data, "name", max_len=NAME_MAX, required=True)
+    name = _text(errors, data, "name", max_len=NAME_MAX, required=True, human=True)
     description = _text(errors, data, "description", max_len=DESCRIPTION_MAX, multiline=True)
     category = _text(errors, data, "category", max_len=50)
     if category is not None:
@@ -159,11 +372,14 @@ def parse_new_product(data: Any) -> NewProduct:
     currency = _text(errors, data, "currency", max_len=10)
     if currency is not None:
         currency = currency.upper()
-        if not CURRENCY_RE.match(currency):
-            errors.add("currency", "must be a 3-letter ISO 4217 code such as EUR")
+        if currency not in ISO_4217:
+            errors.add("currency", "must be an ISO 4217 currency code such as EUR or USD")
     image_url = _text(errors, data, "image_url", max_len=URL_MAX)
-    if image_url is not None and image_url and not URL_RE.match(image_url):
-        errors.add("image_url", "must be an http:// or https:// URL")
+    if image_url:
+        try:
+            image_url = parse_image_url(image_url)
+        except ValueError as exc:
+            errors.add("image_url", str(exc))
     price = None
     if "price" not in data or data["price"] is None:
         errors.add("price", "is required")
@@ -184,8 +400,11 @@ def parse_new_product(data: Any) -> NewProduct:
     )
 
 
-def parse_purchase(data: Any, idempotency_key: str | None = None) -> PurchaseRequest:
-    """Validate a purchase body (optional: ``buyer_ref``, ``channel``) and idempotency key."""
+def parse_purchase(
+    data: Any, idempotency_key: str | None = None, caller: str = ""
+) -> PurchaseRequest:
+    """Validate a purchase body (optional: ``buyer_ref``, ``channel``) and idempotency key;
+    ``caller`` (the JWT subject, or "" without an authorizer) scopes the key."""
     data = _require_object(data, PURCHASE_FIELDS)
     errors = _Collector()
     buyer_ref = _text(errors, data, "buyer_ref", max_len=REF_MAX)
@@ -193,20 +412,54 @@ def parse_purchase(data: Any, idempotency_key: str | None = None) -> PurchaseReq
     if channel is not None and not CHANNEL_RE.match(channel):
         errors.add("channel", "must be lowercase letters, digits, '_' or '-' (e.g. web)")
     if idempotency_key is not None:
-        key = idempotency_key.strip()
-        if not key or len(key) > REF_MAX or _has_control_chars(key):
-            errors.add("Idempotency-Key", f"must be 1 to {REF_MAX} printable characters")
-        idempotency_key = key
+        try:
+            idempotency_key = parse_idempotency_key(idempotency_key)
+        except ValueError as exc:
+            errors.add("Idempotency-Key", str(exc))
     errors.raise_if_any()
     return PurchaseRequest(
-        buyer_ref=buyer_ref or None, channel=channel or "api", idempotency_key=idempotency_key
+        buyer_ref=buyer_ref or None,
+        channel=channel or "api",
+        idempotency_key=idempotency_key,
+        caller=caller,
     )
+
+
+def parse_idempotency_key(raw: str) -> str:
+    """The key of an ``Idempotency-Key`` header: an RFC 8941 string (``"8e03978e-..."``) as
+    the IETF draft specifies, or, for clients that send it bare, printable ASCII without
+    spaces. 1 to 200 characters either way."""
+    text = raw.strip(" \t")
+    quoted = _SF_STRING_RE.fullmatch(text)
+    if quoted:
+        key = re.sub(r"\\(.)", r"\1", quoted.group(1))
+    elif _BARE_KEY_RE.fullmatch(text) and not text.startswith('"'):
+        key = text
+    else:
+        raise ValueError(
+            f'must be a quoted string of printable ASCII ("..."), 1 to {IDEMPOTENCY_KEY_MAX} characters'
+        )
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValueError(f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+    return key
+
+
+def request_fingerprint(product_id: int, request: PurchaseRequest) -> str:
+    """What identifies a purchase request for its idempotency key: the product and the body
+    as validated (so formatting differences in the JSON do not matter)."""
+    canonical = json.dumps(
+        [product_id, request.buyer_ref, request.channel], separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_product_id(raw: str | None) -> int:
     """A product id from a path: a positive integer that fits bigint."""
     if raw is None or not raw.isascii() or not raw.isdigit():
-        raise MalformedRequest(f"product id must be a positive integer, got {raw!r}")
+        shown = raw if raw is None or len(raw) <= 40 else raw[:40] + "..."
+        raise MalformedRequest(f"product id must be a positive integer, got {shown!r}")
+    if len(raw.lstrip("0")) > ID_DIGITS_MAX:
+        raise MalformedRequest("product id is out of range")
     value = int(raw)
     if value < 1:
         raise MalformedRequest(f"product id must be a positive integer, got {raw!r}")
@@ -216,21 +469,17 @@ def parse_product_id(raw: str | None) -> int:
 
 
 def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+    """The keyset cursor of a page: the id of its last product, in decimal."""
+    return str(last_id)
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        after = data["after"]
-        if isinstance(after, bool) or not isinstance(after, int) or not 0 < after <= ID_MAX:
-            raise ValueError
-        return after
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise MalformedRequest(
-            "cursor is not valid: pass the next_cursor value of a previous page"
-        ) from None
+    """Only what ``encode_cursor`` issues, checked by one anchored pattern before ``int``:
+    no JSON parser ever sees a client's cursor (a base64 ``[[[[...`` cursor once raised
+    RecursionError) and no digit string is longer than an id can be."""
+    if not CURSOR_RE.fullmatch(cursor):
+        raise MalformedRequest("cursor is not valid: pass the next_cursor value of a previous page")
+    return int(cursor)
 
 
 def parse_listing_query(params: Mapping[str, str] | None) -> ListingQuery:
@@ -239,27 +488,42 @@ def parse_listing_query(params: Mapping[str, str] | None) -> ListingQuery:
     errors = _Collector()
     for key in sorted(set(params) - LISTING_PARAMS):
         errors.add(key, f"unknown query parameter; allowed: {', '.join(sorted(LISTING_PARAMS))}")
-    category = params.get("category", "").strip().lower() or None
-    if category is not None and not CATEGORY_RE.match(category):
-        errors.add("category", "must be lowercase letters, digits and dashes")
-    search = params.get("q", "").strip() or None
-    if search is not None and (len(search) > SEARCH_MAX or _has_control_chars(search)):
-        errors.add("q", f"must be at most {SEARCH_MAX} printable characters")
+    # Repeated values arrive comma-joined in payload 2.0 (category=a&category=b -> "a,b"):
+    # a list of categories means "any of them".
+    raw_categories = params.get("category", "")
+    categories = raw_categories.split(",")[: CATEGORIES_MAX + 1] if raw_categories else []
+    if len(raw_categories) > 51 * CATEGORIES_MAX or len(categories) > CATEGORIES_MAX:
+        errors.add("category", f"at most {CATEGORIES_MAX} categories")
+    elif any(not CATEGORY_RE.match(c) for c in categories):
+        errors.add(
+            "category",
+            "must be lowercase letters, digits and dashes (comma-separated for any of several)",
+        )
+    raw_search = params.get("q", "")
+    if len(raw_search) > SEARCH_MAX or not QUERY_TEXT_RE.fullmatch(raw_search):
+        errors.add("q", f"must be at most {SEARCH_MAX} characters, none a control character")
+    search = raw_search.strip() or None
     limit = 20
     if "limit" in params:
-        raw = params["limit"].strip()
+        raw = params["limit"]
+        if len(raw) > LIMIT_DIGITS_MAX and raw.isascii() and raw.isdigit():
+            raise MalformedRequest(f"limit is too long: an integer from 1 to {LIMIT_MAX}")
         if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
             errors.add("limit", f"must be an integer from 1 to {LIMIT_MAX}")
         else:
             limit = int(raw)
     include_sold = False
     if "include_sold" in params:
-        flag = params["include_sold"].strip().lower()
-        if flag not in ("true", "false", "1", "0"):
+        flag = params["include_sold"]
+        if flag not in ("true", "false"):
             errors.add("include_sold", "must be true or false")
-        include_sold = flag in ("true", "1")
+        include_sold = flag == "true"
     errors.raise_if_any()
     after_id = _decode_cursor(params["cursor"]) if params.get("cursor") else None
     return ListingQuery(
-        category=category, search=search, include_sold=include_sold, limit=limit, after_id=after_id
+        categories=tuple(dict.fromkeys(categories)),
+        search=search,
+        include_sold=include_sold,
+        limit=limit,
+        after_id=after_id,
     )

@@ -13,7 +13,6 @@ import binascii
 import os
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -66,8 +65,11 @@ def new_request_id() -> str:
 
 
 def new_uuid() -> str:
-    """A version-4 UUID string (Lambda's ``aws_request_id`` format)."""
-    return str(uuid.UUID(int=_random.getrandbits(128), version=4))
+    """A version-4 UUID string (Lambda's ``aws_request_id`` format), formatted directly:
+    ``uuid.UUID`` costs ~15 us per id, on every invocation."""
+    h = f"{_random.getrandbits(128):032x}"
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def trace_id(now: float) -> str:

@@ -74,8 +74,9 @@ class LocalIssuer:
 
     @property
     def metadata_url(self) -> str:
-        """What the shop's METADATA_SERVER_URL should be locally."""
-        return f"{self.issuer_url}/metadata"
+        """What the shop's METADATA_SERVER_URL should be locally: the issuer's own listener
+        serves ``/computeMetadata/v1/...`` as the metadata server does."""
+        return self.issuer_url
 
     def openid_configuration(self) -> dict[str, Any]:
         return {

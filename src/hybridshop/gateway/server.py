@@ -1,35 +1,32 @@
 """``LocalGateway``: the local stand-in for API Gateway (HTTP API, payload 2.0) + Lambda.
 
-An HTTP/1.1 server on loopback (keep-alive, pipelining) that matches ``METHOD /path``
-against the function registry, runs the JWT authorizer when configured, builds the 2.0
-event, invokes the function in a warm worker process (``runtime``) and maps the result back
-(``responses``). One event-loop thread (``loop``) serves every connection and talks to
-every worker: per request that is one read from the client, one write to and one read from
-the worker, one write back, with no thread wake-ups in between. Work that may block (JWKS
-fetch, RS256 checks, token signing) runs in a small thread pool and reports back.
+One asyncio event loop (uvloop when installed) in one thread serves every connection
+(``transport``: httptools + the limits and timeouts a server needs) and talks to every
+execution environment (``runtime``). The request pipeline lives in one place,
+``ApiPipeline``: match ``METHOD /path`` against the function registry, run the JWT
+authorizer when configured, build the 2.0 event, invoke the function in a warm
+environment, map its result back (``responses``), write the access log line.
+Gateway-generated errors use API Gateway's own shapes (``{"message": "Not Found"}`` ...),
+so clients see the same thing locally and on AWS.
 
-Keep-alive connections go further (``handoff``): after answering a connection's request the
-gateway passes the socket to an environment of that function that serves no other
-connection, and that environment answers the next requests for its own routes itself, so a
-purchase costs one process hop instead of two. The gateway keeps its own descriptor and
-enforces timeouts through each environment's shared invocation record. Gateway-generated errors use API Gateway's own shapes
-(``{"message": "Not Found"}`` ...), so clients see the same thing locally and on AWS.
-
-Also served: ``/openapi.json`` (the API document, when present), ``/_local/health`` and,
-when enabled, the local OIDC issuer + metadata endpoint under ``/_local``.
+Also served on the API listener: ``/openapi.json`` and ``/_local/health``. The local OIDC
+issuer and metadata endpoint (``local_issuer``), which mint tokens the authorizer accepts,
+have a listener of their own, always on 127.0.0.1 whatever ``host`` the API listens on:
+only processes on this machine can reach it, as only the instance itself reaches a cloud
+metadata server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import itertools
 import json
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,15 +41,7 @@ from hybridshop.gateway.authorizer import (
     Unauthorized,
 )
 from hybridshop.gateway.events import HttpRequest, build_event, format_request_time, new_request_id
-from hybridshop.gateway.http11 import (
-    HttpDate,
-    HttpError,
-    Request,
-    RequestParser,
-    serialize_response,
-)
 from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
-from hybridshop.gateway.loop import Loop, SocketWriter
 from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
     NOT_FOUND,
@@ -64,20 +53,14 @@ from hybridshop.gateway.responses import (
     map_result,
 )
 from hybridshop.gateway.routes import RouteTable
-from hybridshop.gateway.runtime import (
-    INTEGRATION_TIMEOUT_S,
-    FunctionPool,
-    Handoff,
-    InvocationResult,
-)
+from hybridshop.gateway.runtime import INTEGRATION_TIMEOUT_S, FunctionPool, InvocationResult
+from hybridshop.gateway.transport import HttpServer, Limits
 from hybridshop.lambda_functions import FUNCTIONS, FunctionSpec
 
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
-IDLE_TIMEOUT_S = 65.0  # idle keep-alive connections are closed after this many seconds
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "lambda_functions" / "openapi.json"
+ISSUER_HOST = "127.0.0.1"
 _RUNTIME_FAILURES = ("Runtime.ExitError", "Runtime.InitTimeout", "Runtime.StartError")
 _stderr_lock = threading.Lock()
-_conn_ids = itertools.count()
 
 
 def stderr_log(line: str) -> None:
@@ -94,18 +77,20 @@ class GatewayConfig:
     concurrency: int = 8  # execution environments per function
     functions: tuple[FunctionSpec, ...] = FUNCTIONS
     authorizer: JwtAuthorizerConfig | None = None  # JwtAuthorizerConfig.local() with local_issuer
-    local_issuer: bool = False
+    local_issuer: bool = False  # serve the dev token issuer on its own loopback listener
+    issuer_port: int = 0  # its port (0: any free one)
     state_dir: Path = field(default_factory=settings.state_dir)
     function_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per function name
     region: str = "us-east-1"
     account_id: str = "000000000000"
     quiet: bool = False  # no access-log lines (function output and errors are still logged)
-    # After answering a keep-alive connection's request, pass the socket to an environment
-    # of that function that serves no other connection: it then serves that function's
-    # routes itself (see ``handoff``). Off when a JWT authorizer runs (it stays here).
-    handoff: bool = True
     log: Callable[[str], None] | None = None  # line sink; default: stderr
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
+    max_body: int = 10 * 1024 * 1024  # HTTP API's request payload limit
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its head
+    body_timeout_s: float = 30.0
+    idle_timeout_s: float = 65.0  # idle keep-alive connections are closed after this
+    write_timeout_s: float = 30.0  # a client that stops reading its answers is dropped
 
 
 @dataclass
@@ -114,489 +99,106 @@ class _Target:
     pool: FunctionPool
 
 
-class _Conn:
-    """One client connection: buffered input, one request in flight at a time, queued output."""
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # no uvloop on this platform: the standard loop works the same
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
-    __slots__ = (
-        "busy",
-        "close_after",
-        "closed",
-        "conn_id",
-        "delegated",
-        "fd",
-        "gateway",
-        "ip",
-        "last_active",
-        "parser",
-        "peer_closed",
-        "sock",
-        "writer",
-    )
 
-    def __init__(self, gateway: LocalGateway, sock: socket.socket, ip: str) -> None:
+class ApiPipeline:
+    """Everything between a parsed request and its response, for the API listener."""
+
+    def __init__(self, gateway: LocalGateway) -> None:
         self.gateway = gateway
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.ip = ip
-        self.parser = RequestParser(MAX_PAYLOAD_BYTES)
-        self.writer = SocketWriter(
-            gateway.loop, sock, on_error=self.close, on_drained=self._drained
-        )
-        self.busy = False
-        self.close_after = False
-        self.closed = False
-        self.peer_closed = False
-        self.last_active = time.monotonic()
-        self.conn_id = next(_conn_ids)
-        self.delegated = False  # an environment reads and answers it (see ``handoff``)
-
-    def on_readable(self) -> None:
-        try:
-            data = self.sock.recv(1 << 16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.peer_closed = True
-            if not self.busy:
-                self.close()
-            else:
-                self.gateway.loop.remove_reader(self.fd)  # answer, then close
-            return
-        self.last_active = time.monotonic()
-        self.parser.feed(data)
-        if not self.busy:
-            self.process()
-
-    def process(self) -> None:
-        """Start the next complete request in the buffer, if any."""
-        while not self.busy and not self.closed and not self.close_after:
-            try:
-                request = self.parser.next()
-            except HttpError as exc:
-                # The rest of the stream can't be trusted: answer and close.
-                self.busy = True
-                self.close_after = True
-                self.gateway._reject(self, exc)
-                return
-            if request is None:
-                if self.parser.expects_continue:
-                    self.parser.expects_continue = False
-                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                return
-            self.busy = True
-            if not request.keep_alive:
-                self.close_after = True
-            self.gateway._dispatch(self, request)
-
-    def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.writer.write(data)
-
-    def _drained(self) -> None:
-        if self.close_after or self.peer_closed:
-            self.close()
-
-    def finished(self) -> None:
-        """The response is queued: close or go on with pipelined requests."""
-        self.busy = False
-        self.last_active = time.monotonic()
-        if self.close_after or self.peer_closed:
-            if not self.writer.pending:
-                self.close()
-            return
-        if self.parser.buffer:
-            self.process()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.gateway.loop.forget(self.fd)
-        self.gateway._conns.pop(self.conn_id, None)
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-class LocalGateway:
-    """The local API Gateway. ``start()`` serves in a background thread; ``stop()`` cleans up."""
-
-    def __init__(self, config: GatewayConfig) -> None:
-        if config.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if (
-            config.authorizer
-            and config.authorizer.issuer == LOCAL_ISSUER
-            and not config.local_issuer
-        ):
-            raise ValueError("JwtAuthorizerConfig.local() needs GatewayConfig(local_issuer=True)")
-        self.config = config
-        self._log = config.log or stderr_log
-        self.loop = Loop(on_error=self._loop_error)
-        self._listener: socket.socket | None = None
-        self._port = config.port
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
-        self._pools: list[FunctionPool] = []
-        self._routes: RouteTable[_Target] | None = None
-        self._conns: dict[int, _Conn] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        # A second pool for the gateway's own endpoints (/_local issuer, /openapi.json): the
-        # authorizer's threads may be waiting on this very gateway for the issuer's JWKS, so
-        # serving those from the same pool could starve it (all threads waiting on each other).
-        self._local_executor: ThreadPoolExecutor | None = None
-        self._date = HttpDate()
-        self.issuer: LocalIssuer | None = None
+        self.config = gateway.config
+        self.log = gateway.log
+        self.routes: RouteTable[_Target] | None = None
         self.authorizer: JwtAuthorizer | None = None
+        self.openapi: bytes | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._listener is not None:
-            raise RuntimeError("gateway already started")
-        host = self.config.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # A burst of hundreds of new connections must not be refused: deep backlog.
-        listener = socket.create_server((host, self.config.port), family=family, backlog=1024)
-        listener.setblocking(False)
-        self._listener = listener
-        self._port = int(listener.getsockname()[1])
-        routes: list[tuple[str, _Target]] = []
-        handoff = None
-        if self.config.handoff and self.config.authorizer is None:
-            handoff = Handoff(
-                host=self,
-                routes=[(key, spec.name) for spec in self.config.functions for key in spec.routes],
-                port=self._port,
-                account_id=self.config.account_id,
-                integration_timeout_s=self.config.integration_timeout_s,
-                access_log=not self.config.quiet,
-                max_body=MAX_PAYLOAD_BYTES,
-            )
-        for spec in self.config.functions:
-            env = {**self.config.env, **self.config.function_env.get(spec.name, {})}
-            pool = FunctionPool(
-                spec,
-                env,
-                size=self.config.concurrency,
-                region=self.config.region,
-                account_id=self.config.account_id,
-                log=self._log,
-                loop=self.loop,
-                handoff=handoff,
-            )
-            self._pools.append(pool)
-            routes.extend((key, _Target(spec, pool)) for key in spec.routes)
-        self._routes = RouteTable(routes)
-        if self.config.local_issuer:
-            self.issuer = LocalIssuer(self.issuer_url, self.config.state_dir / "issuer")
-        if self.config.authorizer is not None:
-            auth = self.config.authorizer
-            if auth.issuer == LOCAL_ISSUER:
-                assert self.issuer is not None
-                auth = JwtAuthorizerConfig(
-                    issuer=self.issuer.issuer_url,
-                    audiences=auth.audiences,
-                    jwks_url=auth.jwks_url,
-                    leeway_s=auth.leeway_s,
-                )
-            self.authorizer = JwtAuthorizer(auth)
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-slow")
-        self._local_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-local")
-        self.loop.add_reader(listener.fileno(), self._accept)
-        self.loop.call_later(5.0, self._sweep_idle)
-        self._thread = threading.Thread(target=self.loop.run, name="gateway", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        host = self.config.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    @property
-    def issuer_url(self) -> str:
-        return self.url + "/_local"
-
-    def serve_forever(self) -> None:
-        """Serve in the foreground until Ctrl-C or SIGTERM, then stop cleanly."""
-        if self._listener is None:
-            self.start()
-        previous: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            # SIGINT explicitly too: a shell starting us in the background ignores it.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
-        try:
-            while not self._stopped.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.stop()
-
-    def is_alive(self) -> bool:
-        """True while the loop thread serves (for ``hybridshop up``'s supervisor)."""
-        return self._thread is not None and self._thread.is_alive() and not self._stopped.is_set()
-
-    def stop(self) -> None:
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        if self._thread is not None:
-            self.loop.stop()
-            self._thread.join(timeout=10)
-        # The loop thread is gone: everything below is ours alone.
-        if self._listener is not None:
-            self._listener.close()
-        for conn in list(self._conns.values()):
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
-            conn.close()
-        for executor in (self._executor, self._local_executor):
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
-        for pool in self._pools:
-            pool.close()
-        self.loop.close()
-
-    def __enter__(self) -> LocalGateway:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def health(self) -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "functions": {pool.spec.name: pool.stats() for pool in self._pools},
-            "routes": self._routes.keys if self._routes else [],
-        }
-
-    # -- connections -----------------------------------------------------------------------
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        for _ in range(64):
-            try:
-                sock, address = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and friends: log, keep serving the others
-                self._log(f"[gateway] accept failed: {exc!r}")
-                return
-            sock.setblocking(False)
-            # Responses go out in one write; without NODELAY, Nagle + delayed ACK add ~40 ms.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(self, sock, address[0])
-            self._conns[conn.conn_id] = conn
-            self.loop.add_reader(conn.fd, conn.on_readable)
-
-    def _sweep_idle(self) -> None:
-        limit = time.monotonic() - IDLE_TIMEOUT_S
-        idle = [
-            c
-            for c in self._conns.values()
-            if not c.busy and not c.delegated and c.last_active < limit
-        ]
-        for conn in idle:
-            conn.close()
-        self.loop.call_later(5.0, self._sweep_idle)
-
-    def _loop_error(self, exc: BaseException) -> None:
-        self._log(f"[gateway] internal error: {exc!r}")
-
-    # -- request handling (loop thread) ----------------------------------------------------
-
-    def _reject(self, conn: _Conn, exc: HttpError) -> None:
-        request_id = new_request_id()
-        response = gateway_message(exc.status, str(exc))
-        self._finish(conn, None, response, request_id, time.perf_counter(), time.time(), {})
-
-    def _dispatch(self, conn: _Conn, req: Request) -> None:
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        received_at = time.time()
         request_id = new_request_id()
         info: dict[str, Any] = {"routeKey": "-"}
         try:
-            target = req.target
-            if not target.startswith("/"):
-                parts = urlsplit(target)  # absolute-form request-target (proxies)
-                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            request = HttpRequest(
-                method=req.method,
-                target=target,
-                headers=req.headers,
-                body=req.body,
-                source_ip=conn.ip,
-                protocol=req.version,
-                received_at=received_at,
-            )
-
-            def done(response: HttpResponse) -> None:
-                pool = info.pop("_pool", None)
-                self._finish(conn, req, response, request_id, started, received_at, info)
-                if pool is not None:
-                    self._try_handoff(conn, pool)
-
-            self._respond(request, request_id, info, done)
+            response = await self._respond(request, request_id, info)
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-            self._log(f"[gateway] internal error on {req.method} {req.target}: {exc!r}")
+            self.log(f"[gateway] internal error on {request.method} {request.target}: {exc!r}")
             response = gateway_message(*INTERNAL_ERROR)
-            self._finish(conn, req, response, request_id, started, received_at, info)
+        response.request_id = request_id
+        self.access_log(request.method, request, response, started, info)
+        return response
 
-    def _finish(
+    def reject(self, status: int, message: str, ip: str) -> HttpResponse:
+        """The answer to a request the transport refused (400, 408, 413, 431, 505 ...)."""
+        response = gateway_message(status, message)
+        response.request_id = new_request_id()
+        self.access_log("-", None, response, time.perf_counter(), {"ip": ip, "routeKey": "-"})
+        return response
+
+    def access_log(
         self,
-        conn: _Conn,
-        req: Request | None,
+        method: str,
+        request: HttpRequest | None,
         response: HttpResponse,
-        request_id: str,
         started: float,
-        received_at: float,
         info: dict[str, Any],
     ) -> None:
-        if conn.closed:
-            return
-        conn.write(self._serialize(response, request_id, req, conn.close_after))
-        conn.finished()
         if self.config.quiet:
             return
-        latency = (time.perf_counter() - started) * 1000
         entry = {
-            "requestId": request_id,
-            "ip": conn.ip,
-            "requestTime": format_request_time(received_at),
-            "httpMethod": req.method if req else "-",
-            "path": req.target.split("?", 1)[0] if req else "-",
-            "routeKey": info.get("routeKey", "-"),
+            "requestId": response.request_id,
+            "ip": request.source_ip if request else info.pop("ip", "-"),
+            "requestTime": format_request_time(request.received_at if request else time.time()),
+            "httpMethod": method,
+            "path": request.raw_path if request else "-",
+            "routeKey": info.pop("routeKey", "-"),
             "status": response.status,
-            "protocol": req.version if req else "-",
+            "protocol": request.protocol if request else "-",
             "responseLength": len(response.body),
-            "responseLatency": round(latency, 2),
+            "responseLatency": round((time.perf_counter() - started) * 1000, 2),
         }
-        entry.update({k: v for k, v in info.items() if k != "routeKey"})
-        self._log(json.dumps(entry, separators=(",", ":")))
+        entry.update(info)
+        self.log(json.dumps(entry, separators=(",", ":")))
 
-    def _serialize(
-        self, response: HttpResponse, request_id: str, req: Request | None, close: bool
-    ) -> bytes:
-        return serialize_response(
-            response.status,
-            response.headers,
-            response.body,
-            request_id=request_id,
-            date=self._date(),
-            close=close,
-            http10_keep_alive=req is not None and req.version == "HTTP/1.0",
-            head_only=req is not None and req.method == "HEAD",
-        )
-
-    def _off_loop(
-        self, work: Callable[[], Any], then: Callable[[Any], None], *, local: bool = False
-    ) -> None:
-        """Run blocking ``work`` in a thread pool; ``then(result or exception)`` on the loop.
-
-        ``local`` work (the gateway's own endpoints) has its own pool: see ``_local_executor``.
-        """
-        executor = self._local_executor if local else self._executor
-        assert executor is not None
-
-        def run() -> None:
-            try:
-                result: Any = work()
-            except Exception as exc:  # noqa: BLE001 - handed to ``then``
-                result = exc
-            self.loop.call_soon_threadsafe(lambda: then(result))
-
-        try:
-            executor.submit(run)
-        except RuntimeError:  # shutting down
-            then(RuntimeError("gateway is stopping"))
-
-    def _respond(
-        self,
-        request: HttpRequest,
-        request_id: str,
-        info: dict[str, Any],
-        done: Callable[[HttpResponse], None],
-    ) -> None:
+    async def _respond(
+        self, request: HttpRequest, request_id: str, info: dict[str, Any]
+    ) -> HttpResponse:
+        if not request.target.startswith("/"):
+            parts = urlsplit(request.target)  # absolute-form request-target (proxies)
+            request.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         path = request.raw_path
-        if path.startswith("/_local/"):
-            if path == "/_local/health":
-                done(_json(200, self.health()))
-                return
-            self._off_loop(
-                lambda: self._local(request), lambda r: done(_checked(r, self._log)), local=True
-            )
-            return
-        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
-            self._off_loop(_openapi, lambda r: done(_checked(r, self._log)), local=True)
-            return
-        assert self._routes is not None
-        match = self._routes.match(request.method, path)
+        if path == "/_local/health":
+            return _json(200, self.gateway.health())
+        if path == "/openapi.json" and request.method in ("GET", "HEAD") and self.openapi:
+            return HttpResponse(200, [("content-type", "application/json")], self.openapi)
+        assert self.routes is not None
+        match = self.routes.match(request.method, path)
         if match is None:
-            done(gateway_message(*NOT_FOUND))
-            return
+            return gateway_message(*NOT_FOUND)
         route, params = match
         info["routeKey"] = route.key
-        authorizer = self.authorizer
-        if authorizer is None:
-            self._invoke(request, request_id, info, route.target, params, None, done)
-            return
-        header = next((v for k, v in request.headers if k.lower() == "authorization"), None)
-
-        def authorized(block: Any) -> None:
-            if isinstance(block, Unauthorized):
-                info["authorizerError"] = str(block)
-                done(gateway_message(*UNAUTHORIZED))
-            elif isinstance(block, Exception):
-                self._log(f"[gateway] authorizer error: {block!r}")
-                done(gateway_message(*INTERNAL_ERROR))
-            else:
-                self._invoke(request, request_id, info, route.target, params, block, done)
-
-        self._off_loop(lambda: authorizer.authorize(header), authorized)
-
-    def _invoke(
-        self,
-        request: HttpRequest,
-        request_id: str,
-        info: dict[str, Any],
-        target: _Target,
-        params: dict[str, str],
-        authorizer_block: dict[str, Any] | None,
-        done: Callable[[HttpResponse], None],
-    ) -> None:
+        authorizer_block = None
+        if self.authorizer is not None:
+            header = next((v for k, v in request.headers if k.lower() == "authorization"), None)
+            try:
+                authorizer_block = await self.gateway.off_loop(self.authorizer.authorize, header)
+            except Unauthorized as exc:
+                info["authorizerError"] = str(exc)
+                return gateway_message(*UNAUTHORIZED)
         event = build_event(
             request,
-            route_key=info["routeKey"],
+            route_key=route.key,
             path_parameters=params,
             request_id=request_id,
             authorizer=authorizer_block,
-            port=self.port,
+            port=self.gateway.port,
             account_id=self.config.account_id,
         )
-
-        def finished(result: InvocationResult) -> None:
-            try:
-                response = self._map(result, target.spec, info)
-                if result.kind == "ok":
-                    info["_pool"] = target.pool
-            except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-                self._log(f"[gateway] internal error mapping a result: {exc!r}")
-                response = gateway_message(*INTERNAL_ERROR)
-            done(response)
-
-        target.pool.invoke(event, finished, self.config.integration_timeout_s)
+        result = await route.target.pool.invoke(event, self.config.integration_timeout_s)
+        return self._map(result, route.target.spec, info)
 
     def _map(
         self, result: InvocationResult, spec: FunctionSpec, info: dict[str, Any]
@@ -612,6 +214,7 @@ class LocalGateway:
                 return map_result(result.payload)
             except MappingError as exc:
                 info["integrationErrorMessage"] = f"malformed Lambda proxy response: {exc}"
+                self.log(f"[gateway] {spec.name}: malformed Lambda proxy response: {exc}")
                 return gateway_message(*INTERNAL_ERROR)
         if result.kind == "integration_timeout":
             info["integrationErrorMessage"] = "integration timed out"
@@ -620,88 +223,39 @@ class LocalGateway:
         info["integrationErrorMessage"] = f"{error.get('errorType')}: {error.get('errorMessage')}"
         if result.kind == "timeout" or error.get("errorType") in _RUNTIME_FAILURES:
             # The worker could not report these itself: say it for it, like Lambda's log.
-            self._log(
+            self.log(
                 f"[{spec.name}] {result.aws_request_id} "
                 f"{error.get('errorType')}: {error.get('errorMessage')}"
             )
         return gateway_message(*INTERNAL_ERROR)
 
-    # -- handed-off connections (``runtime.ConnectionHost``) ---------------------------------
 
-    def _try_handoff(self, conn: _Conn, pool: FunctionPool) -> None:
-        """Let an environment serve this connection's next requests, when nothing is pending."""
-        if (
-            conn.closed
-            or conn.busy
-            or conn.close_after
-            or conn.peer_closed
-            or conn.writer.pending
-            or conn.parser.pending()
-        ):
-            return
-        environment = pool.handoff_target()
-        if environment is None:
-            return
-        self.loop.remove_reader(conn.fd)
-        if environment.hand_off(conn.conn_id, conn.sock, conn.ip):
-            conn.delegated = True
-        else:
-            self.loop.add_reader(conn.fd, conn.on_readable)
+class IssuerPipeline:
+    """The local OIDC issuer and the subset of the GCE/Cloud Run metadata server the shop
+    uses, for the issuer's own loopback listener."""
 
-    def handback(self, conn_id: int, data: bytes) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None or conn.closed:
-            return
-        conn.delegated = False
-        conn.last_active = time.monotonic()
-        conn.parser.feed(data)
-        self.loop.add_reader(conn.fd, conn.on_readable)
-        conn.process()
+    def __init__(self, gateway: LocalGateway, issuer: LocalIssuer) -> None:
+        self.gateway = gateway
+        self.issuer = issuer
 
-    def conn_closed(self, conn_id: int) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is not None:
-            conn.close()
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = await self._respond(request)
+        response.request_id = new_request_id()
+        return response
 
-    def conn_failed(
-        self, conn_id: int, result: InvocationResult | None, spec: FunctionSpec
-    ) -> None:
-        """The environment serving this connection died: answer its request (if one was
-        running) on our own descriptor, then close, as what it had read is lost."""
-        conn = self._conns.get(conn_id)
-        if conn is None or conn.closed:
-            return
-        conn.delegated = False
-        if result is None:
-            conn.close()
-            return
-        info: dict[str, Any] = {"routeKey": "-"}
-        try:
-            response = self._map(result, spec, info)
-        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-            self._log(f"[gateway] internal error mapping a result: {exc!r}")
-            response = gateway_message(*INTERNAL_ERROR)
-        conn.busy = True
-        conn.close_after = True
-        self._finish(conn, None, response, new_request_id(), time.perf_counter(), time.time(), info)
+    def reject(self, status: int, message: str, ip: str) -> HttpResponse:
+        return gateway_message(status, message)
 
-    def _local(self, request: HttpRequest) -> HttpResponse:
+    async def _respond(self, request: HttpRequest) -> HttpResponse:
         path = request.raw_path
-        if path == "/_local/health":
-            return _json(200, self.health())
-        issuer = self.issuer
-        if issuer is None or request.method not in ("GET", "HEAD"):
+        if request.method not in ("GET", "HEAD"):
             return gateway_message(*NOT_FOUND)
-        if path == "/_local/.well-known/openid-configuration":
-            return _json(200, issuer.openid_configuration())
-        if path == "/_local/jwks.json":
-            return _json(200, issuer.jwks())
-        if path.startswith("/_local/metadata/"):
-            return self._metadata(request, issuer, path[len("/_local/metadata") :])
-        return gateway_message(*NOT_FOUND)
-
-    def _metadata(self, request: HttpRequest, issuer: LocalIssuer, path: str) -> HttpResponse:
-        """The subset of the GCE/Cloud Run metadata server the shop uses."""
+        if path == "/.well-known/openid-configuration":
+            return _json(200, self.issuer.openid_configuration())
+        if path == "/jwks.json":
+            return _json(200, self.issuer.jwks())
+        if not path.startswith("/computeMetadata/"):
+            return gateway_message(*NOT_FOUND)
         flavor = next((v for k, v in request.headers if k.lower() == "metadata-flavor"), None)
         if flavor != "Google":
             return _text(403, "Missing required header: Metadata-Flavor\n")
@@ -709,18 +263,215 @@ class LocalGateway:
             audience = parse_qs(request.raw_query).get("audience", [""])[0]
             if not audience:
                 return _text(400, "non-empty audience parameter required\n")
-            return _text(200, issuer.issue(audience))
+            token = await self.gateway.off_loop(self.issuer.issue, audience)
+            return _text(200, token)
         if path == "/computeMetadata/v1/instance/service-accounts/default/email":
             return _text(200, SERVICE_ACCOUNT)
         return _text(404, "Not Found\n")
 
 
-def _checked(result: Any, log: Callable[[str], None]) -> HttpResponse:
-    """A response from the thread pool, or 500 if the work raised."""
-    if isinstance(result, HttpResponse):
-        return result
-    log(f"[gateway] internal error: {result!r}")
-    return gateway_message(*INTERNAL_ERROR)
+class LocalGateway:
+    """The local API Gateway. ``start()`` serves in a background thread; ``stop()`` cleans up."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        if config.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if (
+            config.authorizer
+            and config.authorizer.issuer == LOCAL_ISSUER
+            and not config.local_issuer
+        ):
+            raise ValueError("JwtAuthorizerConfig.local() needs GatewayConfig(local_issuer=True)")
+        self.config = config
+        self.log = config.log or stderr_log
+        self.loop = _new_loop()
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._pools: list[FunctionPool] = []
+        self._servers: list[HttpServer] = []
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-slow")
+        self._port = config.port
+        self._issuer_port = config.issuer_port
+        self.pipeline = ApiPipeline(self)
+        self.issuer: LocalIssuer | None = None
+        self.authorizer: JwtAuthorizer | None = None
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("gateway already started")
+        self._started = True
+        config = self.config
+        api_sock = _listen(config.host, config.port)
+        self._port = int(api_sock.getsockname()[1])
+        issuer_sock = None
+        if config.local_issuer:
+            try:
+                issuer_sock = _listen(ISSUER_HOST, config.issuer_port)
+            except OSError:
+                api_sock.close()
+                raise
+            self._issuer_port = int(issuer_sock.getsockname()[1])
+            self.issuer = LocalIssuer(self.issuer_url, config.state_dir / "issuer")
+        routes: list[tuple[str, _Target]] = []
+        for spec in config.functions:
+            env = {**config.env, **config.function_env.get(spec.name, {})}
+            pool = FunctionPool(
+                spec,
+                env,
+                size=config.concurrency,
+                region=config.region,
+                account_id=config.account_id,
+                log=self.log,
+                loop=self.loop,
+            )
+            self._pools.append(pool)
+            routes.extend((key, _Target(spec, pool)) for key in spec.routes)
+        self.pipeline.routes = RouteTable(routes)
+        with contextlib.suppress(FileNotFoundError):
+            self.pipeline.openapi = served_document(
+                OPENAPI_PATH.read_bytes(), secured=config.authorizer is not None, url=self.url
+            )
+        if config.authorizer is not None:
+            auth = config.authorizer
+            if auth.issuer == LOCAL_ISSUER:
+                assert self.issuer is not None
+                auth = JwtAuthorizerConfig(
+                    issuer=self.issuer.issuer_url,
+                    audiences=auth.audiences,
+                    jwks_url=auth.jwks_url,
+                    leeway_s=auth.leeway_s,
+                )
+            self.authorizer = self.pipeline.authorizer = JwtAuthorizer(auth)
+        limits = Limits(
+            max_body=config.max_body,
+            header_timeout_s=config.header_timeout_s,
+            body_timeout_s=config.body_timeout_s,
+            idle_timeout_s=config.idle_timeout_s,
+            write_timeout_s=config.write_timeout_s,
+        )
+        api = HttpServer(self.loop, self.pipeline, self.pipeline.reject, limits, self.log)
+        self._servers.append(api)
+        listeners: list[tuple[HttpServer, socket.socket]] = [(api, api_sock)]
+        if self.issuer is not None and issuer_sock is not None:
+            issuer_app = IssuerPipeline(self, self.issuer)
+            server = HttpServer(self.loop, issuer_app, issuer_app.reject, limits, self.log)
+            self._servers.append(server)
+            listeners.append((server, issuer_sock))
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            for server, sock in listeners:
+                self.loop.run_until_complete(server.start(sock))
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="gateway", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def issuer_url(self) -> str:
+        """The local issuer's base URL (its ``iss``), on its own loopback listener."""
+        return f"http://{ISSUER_HOST}:{self._issuer_port}"
+
+    @property
+    def metadata_url(self) -> str:
+        """What the shop's METADATA_SERVER_URL should be locally (same listener)."""
+        return self.issuer_url
+
+    def off_loop(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run blocking work (JWKS fetch, RS256, token signing) in the gateway's thread pool."""
+        return self.loop.run_in_executor(self._executor, fn, *args)
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until Ctrl-C or SIGTERM, then stop cleanly."""
+        if not self._started:
+            self.start()
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            # SIGINT explicitly too: a shell starting us in the background ignores it.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def is_alive(self) -> bool:
+        """True while the loop thread serves (for ``hybridshop up``'s supervisor)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopped.is_set()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._thread is not None and self.loop.is_running():
+            self._run(self._shutdown()).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+        for pool in self._pools:
+            pool.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if not self.loop.is_running():
+            with contextlib.suppress(RuntimeError):
+                self.loop.close()
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            await server.close()
+
+    def health(self) -> dict[str, Any]:
+        routes = self.pipeline.routes
+        return {
+            "status": "ok",
+            "functions": {pool.spec.name: pool.stats() for pool in self._pools},
+            "routes": routes.keys if routes else [],
+        }
+
+
+def served_document(raw: bytes, *, secured: bool, url: str) -> bytes:
+    """The OpenAPI document as this gateway behaves: the file describes the deployed API
+    (JWT authorizer on); without an authorizer, no security requirement and no 401."""
+    document = json.loads(raw)
+    document["servers"] = [{"url": url, "description": "this local gateway"}]
+    if not secured:
+        document.pop("security", None)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                operation.pop("security", None)
+                operation.get("responses", {}).pop("401", None)
+    return json.dumps(document, indent=2).encode()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # A burst of hundreds of new connections must not be refused: deep backlog.
+    sock = socket.create_server((host, port), family=family, backlog=1024)
+    sock.setblocking(False)
+    return sock
 
 
 def _json(status: int, value: Any) -> HttpResponse:
@@ -734,14 +485,6 @@ def _text(status: int, text: str) -> HttpResponse:
         headers=[("content-type", "text/plain; charset=utf-8"), ("metadata-flavor", "Google")],
         body=text.encode(),
     )
-
-
-def _openapi() -> HttpResponse:
-    try:
-        body = OPENAPI_PATH.read_bytes()
-    except FileNotFoundError:
-        return gateway_message(*NOT_FOUND)
-    return HttpResponse(status=200, headers=[("content-type", "application/json")], body=body)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -2,7 +2,8 @@
 
 Marks the product unavailable and records the order in one transaction (see
 ``core.catalog.purchase``). An ``Idempotency-Key`` header makes retries safe: the same key
-returns the same order instead of "already sold".
+returns the same order instead of "already sold". Keys are scoped to the caller (the JWT
+subject when API Gateway's authorizer ran) and bound to the request they came with.
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ from hybridshop.lambda_functions._http import (
 )
 
 
+def _caller(event: Event) -> str:
+    """Who owns the idempotency key: the token's subject, or "" when no authorizer ran."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims") or {}
+    return str(claims.get("sub") or "")
+
+
 def _purchase(event: Event) -> Response:
     product_id = parse_product_id((event.get("pathParameters") or {}).get("id"))
     text = body_text(event)
     if text is not None and text.strip():
         require_json_content(event)
     request = parse_purchase(
-        decode_json_body(text, required=False), header(event, "idempotency-key")
+        decode_json_body(text, required=False), header(event, "idempotency-key"), _caller(event)
     )
     order, created = DB.run(lambda conn: catalog.purchase(conn, product_id, request))
     headers = {} if created else {"idempotent-replayed": "true"}

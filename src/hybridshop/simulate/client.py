@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 
+from hybridshop.settings import local_metadata_url
 from hybridshop.web.tokens import IdTokenSource, TokenError
 
 GOOGLE_METADATA_URL = "http://metadata.google.internal"
@@ -134,8 +135,11 @@ def resolve_tokens(api_url: str, token: str | None, audience: str) -> TokenProvi
     if token:
         return StaticToken(token)
     if is_loopback_url(api_url):
+        # the gateway's issuer has its own loopback listener (127.0.0.1:3001 by default)
         return MetadataToken(
-            api_url.rstrip("/") + "/_local/metadata", audience, "the local gateway's issuer"
+            os.environ.get("METADATA_SERVER_URL") or local_metadata_url(),
+            audience,
+            "the local gateway's issuer",
         )
     metadata = os.environ.get("METADATA_SERVER_URL") or GOOGLE_METADATA_URL
     if _metadata_server_reachable(metadata):

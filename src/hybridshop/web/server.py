@@ -12,6 +12,7 @@ import threading
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from hybridshop.settings import local_metadata_url
 from hybridshop.web.app import EXTENSION, ShopState, create_app
 from hybridshop.web.settings import WebSettings
 
@@ -84,14 +85,14 @@ def make_web_server(
     """Build (but do not start) a development shop server; port 0 picks a free port.
 
     With ``audience`` set the shop sends ID tokens from ``metadata_url`` (default: the local
-    gateway's development issuer at ``<api_url>/_local/metadata``), exactly as on Cloud Run.
+    gateway's development issuer on its own loopback listener), exactly as on Cloud Run.
     """
     settings = WebSettings(
         api_base_url=api_url,
         api_audience=audience or "",
         secret_key=secret_key or "",
         environment="development",
-        metadata_server_url=metadata_url or f"{api_url.rstrip('/')}/_local/metadata",
+        metadata_server_url=metadata_url or local_metadata_url(),
     )
     app = create_app(settings)
     handler = WSGIRequestHandler if access_log else _QuietHandler

@@ -50,4 +50,27 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     if what == "stderr":
         print("to stderr", file=sys.stderr)
         return {"statusCode": 204}
+    # Responses that would break HTTP framing if passed through as given.
+    if what == "crlf":
+        return {"statusCode": 200, "headers": {"x-bad": "a\r\nx-injected: 1"}, "body": "x"}
+    if what == "badname":
+        return {"statusCode": 200, "headers": {"bad name": "1"}, "body": "x"}
+    if what == "framing":
+        return {
+            "statusCode": 200,
+            "headers": {
+                "transfer-encoding": "chunked",
+                "content-length": "999",
+                "connection": "close",
+            },
+            "body": "framed",
+        }
+    if what == "nocontent":
+        return {"statusCode": 204, "body": "should not be sent"}
+    if what == "notmodified":
+        return {"statusCode": 304, "headers": {"etag": '"v1"'}, "body": "should not be sent"}
+    if what == "informational":
+        return {"statusCode": 103, "body": "early hints are not a final response"}
+    if what == "big":
+        return {"statusCode": 200, "body": "x" * 16 * 1024}
     return {"statusCode": 404, "body": "unknown behaviour"}
