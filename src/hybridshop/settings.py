@@ -24,6 +24,14 @@ def local_metadata_url(port: int = DEFAULT_ISSUER_PORT) -> str:
 
 
 DEFAULT_DB_NAME = "hybridshop"
+DEFAULT_CONCURRENCY = 8  # warm execution environments per function in the local gateway
+
+# Identities of the local stand-ins; each side must use the same string.
+# The API's JWT audience: what the local authorizer accepts and the shop asks tokens for.
+LOCAL_API_AUDIENCE = "hybridshop-api"
+# The shop's service account: the identity the local metadata server's ID tokens carry, and
+# what the functions' ALLOWED_CALLERS lets in locally (on GCP, the Cloud Run service account).
+LOCAL_SERVICE_ACCOUNT = "shop@hybridshop.local"
 
 
 def state_dir() -> Path:

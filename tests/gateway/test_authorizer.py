@@ -13,7 +13,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hybridshop.gateway.authorizer import JwtAuthorizerConfig, claim_as_string
-from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
+from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, LocalIssuer
+from hybridshop.settings import LOCAL_SERVICE_ACCOUNT as SERVICE_ACCOUNT
 
 from .conftest import ECHO
 

@@ -14,8 +14,8 @@ import pytest
 
 from hybridshop.db.seed import seed_if_empty
 from hybridshop.gateway.authorizer import JwtAuthorizerConfig
-from hybridshop.gateway.local_issuer import SERVICE_ACCOUNT
 from hybridshop.gateway.server import GatewayConfig, LocalGateway
+from hybridshop.settings import LOCAL_SERVICE_ACCOUNT as SERVICE_ACCOUNT
 
 AUDIENCE = "hybridshop-api"
 

@@ -30,7 +30,8 @@ from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.migrate import apply_migrations
 from hybridshop.gateway.authorizer import JwtAuthorizerConfig
 from hybridshop.gateway.server import GatewayConfig, LocalGateway
-from hybridshop.web.server import LOCAL_AUDIENCE, start_web
+from hybridshop.settings import LOCAL_API_AUDIENCE
+from hybridshop.web.server import start_web
 from hybridshop.web.tokens import IdTokenSource
 from hybridshop.web.views.storefront import PAGE_SIZE
 
@@ -59,7 +60,7 @@ class _Gunicorn:
             "SHOP_ENV": "production",
             "SECRET_KEY": secrets.token_hex(32),
             "API_BASE_URL": api_url,
-            "API_AUDIENCE": LOCAL_AUDIENCE,
+            "API_AUDIENCE": LOCAL_API_AUDIENCE,
             "METADATA_SERVER_URL": metadata_url,
         }
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
@@ -177,7 +178,7 @@ def run_web_bench(
                 GatewayConfig(
                     port=0,
                     env={"DATABASE_URL": server.dsn("bench_web"), "LOG_LEVEL": "WARNING"},
-                    authorizer=JwtAuthorizerConfig.local((LOCAL_AUDIENCE,)),
+                    authorizer=JwtAuthorizerConfig.local((LOCAL_API_AUDIENCE,)),
                     local_issuer=True,
                     state_dir=Path(tmp) / "state",
                     quiet=True,
@@ -185,7 +186,7 @@ def run_web_bench(
             )
             gateway.start()
             metadata = gateway.metadata_url
-            tokens = IdTokenSource(metadata, LOCAL_AUDIENCE)
+            tokens = IdTokenSource(metadata, LOCAL_API_AUDIENCE)
             _seed(gateway, tokens, products)
             page_session, api_session = requests.Session(), requests.Session()
             api_params = {"limit": str(PAGE_SIZE), "include_sold": "true"}
@@ -200,7 +201,7 @@ def run_web_bench(
 
             gw = gateway
             runs: dict[str, dict[str, Any]] = {}
-            shop = start_web(gateway.url, "127.0.0.1", 0, audience=LOCAL_AUDIENCE)
+            shop = start_web(gateway.url, "127.0.0.1", 0, audience=LOCAL_API_AUDIENCE)
             shop_url = shop.url
             page_ms, api_ms = _measure(
                 lambda: page_session.get(shop_url + "/", timeout=30), api, requests_n, warmup

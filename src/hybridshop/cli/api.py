@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import typer
 
+from hybridshop import settings
 from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, DEFAULT_ISSUER_PORT
 
 
@@ -20,7 +21,6 @@ class AuthMode(StrEnum):
     local = "local"
 
 
-LOCAL_AUDIENCE = "hybridshop-api"
 FORWARDED_ENV = ("LOG_LEVEL", "POWERTOOLS_DEV", "POWERTOOLS_LOG_LEVEL")
 
 
@@ -30,7 +30,11 @@ def api(
         DEFAULT_API_PORT, "--port", "-p", envvar="HYBRIDSHOP_API_PORT", help="Port (0: any free)."
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", "-c", min=1, help="Execution environments per function."
+        settings.DEFAULT_CONCURRENCY,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Execution environments per function.",
     ),
     auth: AuthMode = typer.Option(
         AuthMode.none,
@@ -64,10 +68,9 @@ def api(
     from rich.console import Console
     from rich.table import Table
 
+    from hybridshop.db.local import ensure_database
     from hybridshop.gateway.authorizer import JwtAuthorizerConfig
-    from hybridshop.gateway.local_issuer import SERVICE_ACCOUNT
     from hybridshop.gateway.server import GatewayConfig, LocalGateway
-    from hybridshop.stack import ensure_database
 
     console = Console(stderr=True)
     if auth is AuthMode.local and jwt_issuer:
@@ -80,8 +83,10 @@ def api(
     authorizer = None
     callers = list(allowed_caller)
     if auth is AuthMode.local:
-        authorizer = JwtAuthorizerConfig.local(tuple(jwt_audience) or (LOCAL_AUDIENCE,))
-        callers = callers or [SERVICE_ACCOUNT]
+        authorizer = JwtAuthorizerConfig.local(
+            tuple(jwt_audience) or (settings.LOCAL_API_AUDIENCE,)
+        )
+        callers = callers or [settings.LOCAL_SERVICE_ACCOUNT]
     elif jwt_issuer:
         authorizer = JwtAuthorizerConfig(
             issuer=jwt_issuer, audiences=tuple(jwt_audience), jwks_url=jwks_url

@@ -24,7 +24,7 @@ PG_PORT = typer.Option(
 def _connect(pg_port: int | None) -> psycopg2.extensions.connection:
     import psycopg2
 
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     database = ensure_database(pg_port, migrate=False, seed=False)
     return psycopg2.connect(database.dsn)
@@ -102,7 +102,7 @@ def status(pg_port: int | None = PG_PORT) -> None:
 @app.command()
 def url(pg_port: int | None = PG_PORT) -> None:
     """Print the connection URL (starts the embedded server if needed)."""
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     print(ensure_database(pg_port, migrate=False, seed=False).dsn)
 
@@ -110,7 +110,7 @@ def url(pg_port: int | None = PG_PORT) -> None:
 @app.command()
 def stop(pg_port: int | None = PG_PORT) -> None:
     """Stop the embedded PostgreSQL server of this state directory."""
-    from hybridshop.stack import embedded_server
+    from hybridshop.db.local import embedded_server
 
     if os.environ.get("DATABASE_URL"):
         console.print("DATABASE_URL is set: that server is not ours to stop")

@@ -27,7 +27,7 @@ def _source_dsn(pg_port: int | None) -> str:
     publication). Without it, the embedded shop database (created and migrated if needed)."""
     import os
 
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     return os.environ.get("DATABASE_URL") or ensure_database(pg_port).dsn
 
@@ -335,6 +335,6 @@ def verify(
 
 def _verify_dsn(pg_port: int | None) -> str:
     """The source to compare with, read-only: never migrated or seeded."""
-    from hybridshop.stack import ensure_database
+    from hybridshop.db.local import ensure_database
 
     return ensure_database(pg_port, migrate=False, seed=False).dsn

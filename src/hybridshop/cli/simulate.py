@@ -23,7 +23,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST
+from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, LOCAL_API_AUDIENCE
 
 console = Console(stderr=True)
 DEFAULT_API_URL = f"http://{DEFAULT_HOST}:{DEFAULT_API_PORT}"
@@ -116,7 +116,7 @@ def simulate(
         help="Bearer token (default: the local issuer, Google's metadata server or gcloud).",
     ),
     audience: str = typer.Option(
-        "hybridshop-api",
+        LOCAL_API_AUDIENCE,
         "--audience",
         envvar="HYBRIDSHOP_API_AUDIENCE",
         help="Audience of fetched ID tokens (Terraform's jwt_audience).",
@@ -251,6 +251,7 @@ def _backfill(
     import psycopg2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from hybridshop.db.local import ensure_database
     from hybridshop.simulate.backfill import (
         BackfillConfig,
         BackfillRefused,
@@ -258,7 +259,6 @@ def _backfill(
         is_local_database,
     )
     from hybridshop.simulate.report import backfill_table
-    from hybridshop.stack import ensure_database
 
     dsn = os.environ.get("DATABASE_URL")
     iam = os.environ.get("DB_AUTH_MODE", "").lower() == "iam"

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hybridshop import settings
+from hybridshop.cli.clock import seconds_since_launch
 from hybridshop.cli.supervisor import (
     DaemonComponent,
     Event,
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
     from hybridshop.gateway.server import LocalGateway
 
 console = Console()
-
-LOCAL_CALLER = "shop@hybridshop.local"  # the identity the local issuer gives the shop
-API_AUDIENCE = "hybridshop-api"
 
 
 @dataclass
@@ -91,7 +89,11 @@ def up(
         help="Embedded PostgreSQL port.",
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", min=1, max=64, help="Warm environments per function."
+        settings.DEFAULT_CONCURRENCY,
+        "--concurrency",
+        min=1,
+        max=64,
+        help="Warm environments per function.",
     ),
     auth: bool = typer.Option(
         False,
@@ -117,8 +119,12 @@ def up(
         help="Leave the embedded PostgreSQL running on exit (by default `up` stops what it started).",
     ),
 ) -> None:
-    """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream."""
-    from hybridshop.stack import ensure_database
+    """Start the whole platform locally: PostgreSQL, API (Lambda + API Gateway), shop, Datastream.
+
+    SHOP_ADMIN_TOKEN (environment) protects the shop's "Sell an item" with a seller sign-in;
+    with --auth only the shop's identity may add products through the API (ALLOWED_SELLERS).
+    """
+    from hybridshop.db.local import ensure_database
 
     stack = Stack()
     stop_event = threading.Event()
@@ -129,7 +135,7 @@ def up(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from hybridshop.stack import embedded_server
+        from hybridshop.db.local import embedded_server
 
         was_running = not os.environ.get("DATABASE_URL") and embedded_server(pg_port).is_running()
         with console.status(
@@ -172,8 +178,12 @@ def up(
                     web_port,
                     # the shop always fetches ID tokens as on Cloud Run; --auth decides if
                     # they are checked
-                    audience=API_AUDIENCE,
+                    audience=settings.LOCAL_API_AUDIENCE,
                     metadata_url=metadata_url,
+                    # as on Cloud Run: the session key and the seller token come from the
+                    # environment
+                    secret_key=os.environ.get("SECRET_KEY") or None,
+                    admin_token=os.environ.get("SHOP_ADMIN_TOKEN") or None,
                 ),
                 lambda w: bool(w.is_alive()),
                 threads=("hybridshop-web",),
@@ -189,6 +199,9 @@ def up(
             _start_dashboards(stack, host, dashboard_port, replicate)
 
         _print_urls(stack)
+        console.print(
+            f"ready in {seconds_since_launch():.1f} s (from launch to every port answering)"
+        )
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
         ok = stack.supervisor.run(stop_event)
         console.print("\nstopping..." if ok else "stopping everything...")
@@ -207,14 +220,15 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
 
     env = {"DATABASE_URL": dsn, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
     if auth:
-        env["ALLOWED_CALLERS"] = LOCAL_CALLER
+        env["ALLOWED_CALLERS"] = settings.LOCAL_SERVICE_ACCOUNT
+        env["ALLOWED_SELLERS"] = settings.LOCAL_SERVICE_ACCOUNT
     gateway = LocalGateway(
         GatewayConfig(
             host=host,
             port=port,
             env=env,
             concurrency=concurrency,
-            authorizer=JwtAuthorizerConfig.local((API_AUDIENCE,)) if auth else None,
+            authorizer=JwtAuthorizerConfig.local() if auth else None,
             local_issuer=True,
             quiet=True,
         )

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT
+from hybridshop.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_HOST,
+    DEFAULT_WEB_PORT,
+    LOCAL_API_AUDIENCE,
+)
 
 
 def web(
@@ -26,7 +31,7 @@ def web(
         "",
         "--audience",
         envvar="API_AUDIENCE",
-        help="Send ID tokens for this audience (use hybridshop-api with `hybridshop api --auth local`).",
+        help=f"Send ID tokens for this audience (use {LOCAL_API_AUDIENCE} with `hybridshop api --auth local`).",
     ),
     metadata_url: str = typer.Option(
         "",
@@ -36,8 +41,14 @@ def web(
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Print one line per request."),
 ) -> None:
-    """Serve the web shop (Flask) on http://127.0.0.1:8080 until Ctrl-C."""
+    """Serve the web shop (Flask) on http://127.0.0.1:8080 until Ctrl-C.
+
+    SHOP_ADMIN_TOKEN (environment) makes "Sell an item" ask for that seller token; without
+    it catalog management is open to anyone who reaches the shop. SECRET_KEY keeps
+    sessions across restarts.
+    """
     import logging
+    import os
 
     from rich.console import Console
 
@@ -52,6 +63,8 @@ def web(
             port,
             audience=audience or None,
             metadata_url=metadata_url or None,
+            secret_key=os.environ.get("SECRET_KEY") or None,
+            admin_token=os.environ.get("SHOP_ADMIN_TOKEN") or None,
             access_log=access_log,
         )
     except SettingsError as exc:

@@ -19,6 +19,8 @@ from typing import Any
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
+from hybridshop.settings import LOCAL_API_AUDIENCE
+
 LOCAL_ISSUER = "local"  # placeholder: the gateway substitutes its own issuer URL at start
 JWKS_TTL_S = 300.0
 JWKS_MIN_REFRESH_S = 5.0  # an unknown kid triggers a refetch, at most this often
@@ -35,7 +37,7 @@ class JwtAuthorizerConfig:
     leeway_s: int = 30
 
     @classmethod
-    def local(cls, audiences: tuple[str, ...] = ("hybridshop-api",)) -> JwtAuthorizerConfig:
+    def local(cls, audiences: tuple[str, ...] = (LOCAL_API_AUDIENCE,)) -> JwtAuthorizerConfig:
         """An authorizer that trusts the gateway's own local issuer."""
         return cls(issuer=LOCAL_ISSUER, audiences=audiences)
 

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-SERVICE_ACCOUNT = "shop@hybridshop.local"  # the identity the local "Cloud Run" shop has
+from hybridshop.settings import LOCAL_SERVICE_ACCOUNT
+
 TOKEN_LIFETIME_S = 3600
 METADATA_IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 KEY_FILE = "signing-key.pem"
@@ -95,7 +96,7 @@ class LocalIssuer:
         self,
         audience: str,
         *,
-        subject: str = SERVICE_ACCOUNT,
+        subject: str = LOCAL_SERVICE_ACCOUNT,
         lifetime_s: int = TOKEN_LIFETIME_S,
         extra: dict[str, Any] | None = None,
     ) -> str:

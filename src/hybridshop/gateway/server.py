@@ -41,7 +41,7 @@ from hybridshop.gateway.authorizer import (
     Unauthorized,
 )
 from hybridshop.gateway.events import HttpRequest, build_event, format_request_time, new_request_id
-from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, SERVICE_ACCOUNT, LocalIssuer
+from hybridshop.gateway.local_issuer import METADATA_IDENTITY_PATH, LocalIssuer
 from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
     NOT_FOUND,
@@ -74,7 +74,7 @@ class GatewayConfig:
     host: str = settings.DEFAULT_HOST
     port: int = settings.DEFAULT_API_PORT  # 0: pick a free port
     env: dict[str, str] = field(default_factory=dict)  # environment of every function
-    concurrency: int = 8  # execution environments per function
+    concurrency: int = settings.DEFAULT_CONCURRENCY  # execution environments per function
     functions: tuple[FunctionSpec, ...] = FUNCTIONS
     authorizer: JwtAuthorizerConfig | None = None  # JwtAuthorizerConfig.local() with local_issuer
     local_issuer: bool = False  # serve the dev token issuer on its own loopback listener
@@ -266,7 +266,7 @@ class IssuerPipeline:
             token = await self.gateway.off_loop(self.issuer.issue, audience)
             return _text(200, token)
         if path == "/computeMetadata/v1/instance/service-accounts/default/email":
-            return _text(200, SERVICE_ACCOUNT)
+            return _text(200, settings.LOCAL_SERVICE_ACCOUNT)
         return _text(404, "Not Found\n")
 
 

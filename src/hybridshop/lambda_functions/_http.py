@@ -166,16 +166,20 @@ def require_json_content(event: Event) -> None:
         raise UnsupportedMediaType(f"content-type must be application/json, not {content_type}")
 
 
-def check_caller(event: Event, allowed: frozenset[str]) -> None:
+def check_caller(
+    event: Event,
+    allowed: frozenset[str],
+    message: str = "this caller is not allowed to use the API",
+) -> None:
     """The API Gateway JWT authorizer accepts ANY Google identity that asked for our audience,
-    so the function itself checks that the caller is the shop's service account."""
+    so the function itself checks that the caller is one it expects (``sub`` or ``email``)."""
     if not allowed:
         return
     claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get(
         "claims"
     ) or {}
     if not {str(claims.get("sub", "")), str(claims.get("email", ""))} & allowed:
-        raise CallerNotAllowed("this caller is not allowed to use the API")
+        raise CallerNotAllowed(message)
 
 
 def api_handler(work: Callable[[Event], Response]) -> Handler:

@@ -42,6 +42,7 @@ from hybridshop.db.replication import (
     ensure_publication,
     ensure_slot,
 )
+from hybridshop.lambda_functions.settings import LOG_LEVELS
 
 LOG = logging.getLogger("hybridshop.bootstrap")
 
@@ -62,7 +63,10 @@ class BootstrapError(RuntimeError):
 
 @dataclass(frozen=True)
 class BootstrapSettings:
-    """Names of what the bootstrap creates; all plain SQL identifiers (validated)."""
+    """The bootstrap function's settings, read once from its environment: the names of what it
+    creates (plain SQL identifiers, validated) and how it reaches the database as the master
+    user (``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_SSLMODE``, ``DB_SSL_ROOT_CERT``, the
+    secrets' ARNs), and ``LOG_LEVEL``."""
 
     app_user: str = "hybridshop_app"
     datastream_user: str = "hybridshop_datastream"
@@ -70,6 +74,14 @@ class BootstrapSettings:
     slot: str = DEFAULT_SLOT
     schema: str = DEFAULT_SCHEMA
     tables: tuple[str, ...] = REPLICATED_TABLES
+    db_host: str = ""
+    db_port: int = 5432
+    db_name: str = ""
+    db_sslmode: str = "verify-full"
+    db_sslrootcert: str = ""  # default: the RDS CA bundle shipped in the package
+    master_secret_arn: str = ""
+    datastream_secret_arn: str = ""  # needed by the "bootstrap" action only
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         names = {
@@ -89,11 +101,25 @@ class BootstrapSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BootstrapSettings:
+        port = env.get("DB_PORT") or "5432"
+        if not port.isdigit():
+            raise BootstrapError(f"DB_PORT must be a port number, got {port!r}")
+        level = (env.get("LOG_LEVEL") or cls.log_level).strip().upper()
+        if level not in LOG_LEVELS:
+            raise BootstrapError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         return cls(
             app_user=env.get("APP_DB_USER") or cls.app_user,
             datastream_user=env.get("DATASTREAM_DB_USER") or cls.datastream_user,
             publication=env.get("PUBLICATION") or cls.publication,
             slot=env.get("REPLICATION_SLOT") or cls.slot,
+            db_host=_env(env, "DB_HOST"),
+            db_port=int(port),
+            db_name=_env(env, "DB_NAME"),
+            db_sslmode=env.get("DB_SSLMODE") or cls.db_sslmode,
+            db_sslrootcert=env.get("DB_SSL_ROOT_CERT", ""),
+            master_secret_arn=_env(env, "MASTER_SECRET_ARN"),
+            datastream_secret_arn=env.get("DATASTREAM_SECRET_ARN", ""),
+            log_level=level,
         )
 
 
@@ -375,7 +401,7 @@ def _env(env: Mapping[str, str], name: str) -> str:
 
 def run(
     event: Mapping[str, Any],
-    env: Mapping[str, str],
+    settings: BootstrapSettings,
     read_secret: SecretReader = read_secret_from_aws,
 ) -> dict[str, Any]:
     """Connect as the master user with verified TLS and run the requested action."""
@@ -386,23 +412,24 @@ def run(
     action = event.get("action", "bootstrap") if isinstance(event, Mapping) else None
     if action not in ACTIONS:
         raise BootstrapError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    settings = BootstrapSettings.from_env(env)
-    username, password = _master_credentials(read_secret(_env(env, "MASTER_SECRET_ARN")))
+    if action == "bootstrap" and not settings.datastream_secret_arn:
+        raise BootstrapError("environment variable DATASTREAM_SECRET_ARN is not set")
+    username, password = _master_credentials(read_secret(settings.master_secret_arn))
     conn = psycopg2.connect(
-        host=_env(env, "DB_HOST"),
-        port=int(env.get("DB_PORT") or "5432"),
-        dbname=_env(env, "DB_NAME"),
+        host=settings.db_host,
+        port=settings.db_port,
+        dbname=settings.db_name,
         user=username,
         password=password,
-        sslmode=env.get("DB_SSLMODE") or "verify-full",
-        sslrootcert=env.get("DB_SSL_ROOT_CERT") or str(rds_ca_bundle_path()),
+        sslmode=settings.db_sslmode,
+        sslrootcert=settings.db_sslrootcert or str(rds_ca_bundle_path()),
         connect_timeout=10,
         application_name="hybridshop-bootstrap",
     )
     try:
         if action == "check":
             return check_database(conn, settings)
-        ds_password = _plain_password(read_secret(_env(env, "DATASTREAM_SECRET_ARN")))
+        ds_password = _plain_password(read_secret(settings.datastream_secret_arn))
         version = event.get("password_version")
         return bootstrap_database(
             conn,
@@ -417,5 +444,6 @@ def run(
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda handler. Errors propagate: Terraform's invocation then fails with the message."""
-    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
-    return run(event if isinstance(event, Mapping) else {}, os.environ)
+    settings = BootstrapSettings.from_env(os.environ)
+    logging.getLogger().setLevel(settings.log_level)
+    return run(event if isinstance(event, Mapping) else {}, settings)

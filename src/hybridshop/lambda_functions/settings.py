@@ -27,11 +27,13 @@ class SettingsError(RuntimeError):
 @dataclass(frozen=True)
 class FunctionSettings:
     """``ALLOWED_CALLERS``: comma-separated ``sub``/``email`` claims the function accepts
-    (empty: any caller the JWT authorizer let through); ``LOG_LEVEL``; the database
+    (empty: any caller the JWT authorizer let through); ``ALLOWED_SELLERS``: the same for
+    adding products (AddProduct; empty: any allowed caller); ``LOG_LEVEL``; the database
     (``DATABASE_URL`` or ``DB_AUTH_MODE=iam`` + ``DB_*``, see ``db.connection``)."""
 
     database: DatabaseConfig
     allowed_callers: frozenset[str] = frozenset()
+    allowed_sellers: frozenset[str] = frozenset()
     log_level: int = logging.INFO
     function_name: str = "local"
 
@@ -41,13 +43,18 @@ class FunctionSettings:
         level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
         if level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        callers = frozenset(c.strip() for c in env.get("ALLOWED_CALLERS", "").split(","))
         return cls(
             database=DatabaseConfig.from_env(env),
-            allowed_callers=callers - {""},
+            allowed_callers=_identities(env.get("ALLOWED_CALLERS", "")),
+            allowed_sellers=_identities(env.get("ALLOWED_SELLERS", "")),
             log_level=logging.getLevelName(level),
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
         )
+
+
+def _identities(raw: str) -> frozenset[str]:
+    """A comma-separated list of ``sub``/``email`` claims, blanks dropped."""
+    return frozenset(c.strip() for c in raw.split(",")) - {""}
 
 
 _lock = threading.Lock()

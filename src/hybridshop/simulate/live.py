@@ -25,6 +25,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from hybridshop.bench.stats import percentile
+from hybridshop.settings import LOCAL_API_AUDIENCE
 from hybridshop.simulate import model
 from hybridshop.simulate.client import (
     Answer,
@@ -53,7 +54,7 @@ class SimulationConfig:
     timezone: str = "UTC"
     log_path: Path | None = None
     token: str | None = None
-    audience: str = "hybridshop-api"
+    audience: str = LOCAL_API_AUDIENCE
 
     def grace_s(self) -> float:
         return max(3.0, 0.1 * (self.duration or 0))

@@ -1,29 +1,26 @@
-"""The Flask application factory: settings -> API client -> blueprints, headers, errors."""
+"""The Flask application factory: settings -> API client -> blueprints, headers, errors.
+
+As in Flask's tutorial, the views never import this module: they reach the per-app objects
+through ``web.state.shop()``, so the factory can import the views at the top.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app, render_template
+from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hybridshop.web import formatting, security
-from hybridshop.web.api_client import ApiClient, ApiUnavailable
+from hybridshop.web import formatting, security, sellers
+from hybridshop.web.api_client import ApiUnavailable
 from hybridshop.web.settings import WebSettings
-from hybridshop.web.tokens import IdTokenSource
+from hybridshop.web.state import EXTENSION, ShopState
+from hybridshop.web.views import health, manage, storefront
 
 log = logging.getLogger("hybridshop.web")
-
-EXTENSION = "hybridshop"
-# The sidebar's category list (with counts) may lag by this much when *another* instance
-# sells or adds; it saves one API round trip on almost every catalog page.
-CATEGORIES_TTL_S = 10.0
 
 ERROR_TEXT = {
     400: ("That request didn't look right", "Please go back and try again."),
@@ -36,56 +33,6 @@ ERROR_TEXT = {
         "We can't reach our catalog right now. Please try again in a moment.",
     ),
 }
-
-
-class ShopState:
-    """Per-app objects shared across requests and threads (the API session, a small pool)."""
-
-    def __init__(self, settings: WebSettings) -> None:
-        self.settings = settings
-        tokens = (
-            IdTokenSource(settings.metadata_server_url, settings.api_audience)
-            if settings.api_audience
-            else None
-        )
-        self.api = ApiClient(
-            settings.api_base_url,
-            token_source=tokens,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-            get_retries=settings.get_retries,
-        )
-        # Lets a page issue its independent API calls in parallel instead of back to back.
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shop-api")
-        self._categories: tuple[float, list[dict[str, Any]]] | None = None
-        self._categories_lock = threading.Lock()
-
-    def cached_categories(self) -> list[dict[str, Any]] | None:
-        """The category list if fetched less than CATEGORIES_TTL_S ago, else None."""
-        cached = self._categories
-        if cached is not None and time.monotonic() - cached[0] < CATEGORIES_TTL_S:
-            return cached[1]
-        return None
-
-    def fetch_categories(self) -> list[dict[str, Any]]:
-        items = self.api.categories()
-        with self._categories_lock:
-            self._categories = (time.monotonic(), items)
-        return items
-
-    def forget_categories(self) -> None:
-        """After this shop changed the catalog, show fresh counts right away."""
-        with self._categories_lock:
-            self._categories = None
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.api.close()
-
-
-def shop() -> ShopState:
-    state: ShopState = current_app.extensions[EXTENSION]
-    return state
 
 
 def _render_error(status: int, message: str | None = None) -> tuple[str, int]:
@@ -137,15 +84,17 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     security.install(app, production=settings.production)
     formatting.install(app)
     _register_errors(app)
-
-    from hybridshop.web.views import health, manage, storefront
-
     app.register_blueprint(health.bp)
     app.register_blueprint(storefront.bp)
     app.register_blueprint(manage.bp)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"shop_env": settings.environment}
+        return {
+            "shop_env": settings.environment,
+            "catalog_open": settings.catalog_open,
+            "catalog_enabled": settings.catalog_enabled,
+            "seller_signed_in": bool(settings.admin_token) and sellers.signed_in(),
+        }
 
     return app

@@ -13,13 +13,19 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hybridshop.settings import local_metadata_url
-from hybridshop.web.app import EXTENSION, ShopState, create_app
+from hybridshop.web.app import create_app
 from hybridshop.web.settings import WebSettings
+from hybridshop.web.state import EXTENSION, ShopState
 
-LOCAL_AUDIENCE = "hybridshop-api"
+
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's handler without its ``Server: Werkzeug/x Python/y`` version banner."""
+
+    def version_string(self) -> str:
+        return "hybridshop"
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(_Handler):
     """No per-request access lines: ``hybridshop up`` keeps its terminal readable."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -80,6 +86,7 @@ def make_web_server(
     audience: str | None = None,
     metadata_url: str | None = None,
     secret_key: str | None = None,
+    admin_token: str | None = None,
     access_log: bool = False,
 ) -> WebServer:
     """Build (but do not start) a development shop server; port 0 picks a free port.
@@ -93,9 +100,10 @@ def make_web_server(
         secret_key=secret_key or "",
         environment="development",
         metadata_server_url=metadata_url or local_metadata_url(),
+        admin_token=admin_token or "",
     )
     app = create_app(settings)
-    handler = WSGIRequestHandler if access_log else _QuietHandler
+    handler = _Handler if access_log else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     logging.getLogger("hybridshop.web").info("shop listening on http://%s:%d", host, server.port)
     return WebServer(app, server)
@@ -109,8 +117,15 @@ def start_web(
     audience: str | None = None,
     metadata_url: str | None = None,
     secret_key: str | None = None,
+    admin_token: str | None = None,
 ) -> WebServer:
     """Start the shop on a background thread and return once it is listening."""
     return make_web_server(
-        api_url, host, port, audience=audience, metadata_url=metadata_url, secret_key=secret_key
+        api_url,
+        host,
+        port,
+        audience=audience,
+        metadata_url=metadata_url,
+        secret_key=secret_key,
+        admin_token=admin_token,
     ).start()

@@ -17,6 +17,7 @@ DEFAULT_METADATA_SERVER_URL = "http://metadata.google.internal"
 ENVIRONMENTS = ("production", "development")
 # Plain http is only acceptable when the API is on this machine (local runs of the image).
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+ADMIN_TOKEN_MIN = 16
 
 
 class SettingsError(ValueError):
@@ -56,10 +57,22 @@ class WebSettings:
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 10.0
     get_retries: int = 2
+    # Who may use "Sell an item" (/manage): whoever signs in with this token. Empty: nobody in
+    # production (the pages answer 404), anybody in development (with a banner saying so).
+    admin_token: str = ""
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def catalog_open(self) -> bool:
+        """Catalog management needs no sign-in (development without SHOP_ADMIN_TOKEN)."""
+        return not self.admin_token and not self.production
+
+    @property
+    def catalog_enabled(self) -> bool:
+        return bool(self.admin_token) or not self.production
 
     def validated(self) -> WebSettings:
         """Check every field; fill a throwaway secret key in development only."""
@@ -85,6 +98,11 @@ class WebSettings:
             key = secrets.token_hex(32)
         if self.get_retries < 0:
             raise SettingsError("get_retries must be >= 0")
+        if self.admin_token and len(self.admin_token) < ADMIN_TOKEN_MIN:
+            raise SettingsError(
+                f"SHOP_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return WebSettings(
             api_base_url=self.api_base_url.rstrip("/"),
             api_audience=self.api_audience,
@@ -94,6 +112,7 @@ class WebSettings:
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             get_retries=self.get_retries,
+            admin_token=self.admin_token,
         )
 
     @classmethod
@@ -110,4 +129,5 @@ class WebSettings:
                 "API_CONNECT_TIMEOUT", e.get("API_CONNECT_TIMEOUT"), 2.0
             ),
             read_timeout_s=_positive_float("API_READ_TIMEOUT", e.get("API_READ_TIMEOUT"), 10.0),
+            admin_token=e.get("SHOP_ADMIN_TOKEN", ""),
         ).validated()

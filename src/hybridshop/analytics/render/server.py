@@ -22,7 +22,14 @@ from hybridshop.analytics.render.warehouse import WarehouseFile
 log = logging.getLogger("hybridshop.dashboards")
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's handler without its ``Server: Werkzeug/x Python/y`` version banner."""
+
+    def version_string(self) -> str:
+        return "hybridshop"
+
+
+class _QuietHandler(_Handler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
 
@@ -86,7 +93,7 @@ def make_dashboard_server(
     service = DashboardService(WarehouseFile(warehouse), project_dir, **service_kwargs)
     loopback = host in {"127.0.0.1", "localhost", "::1"}
     app = create_app(service, allowed_hosts=set(LOOPBACK_NAMES) if loopback else None)
-    handler = WSGIRequestHandler if access_log else _QuietHandler
+    handler = _Handler if access_log else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     bundle.warm()  # the first page should not wait for the charting bundle
     log.info("dashboards on http://%s:%d", host, server.port)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from hybridshop.web.api_client import ApiError, ApiUnavailable
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 bp = Blueprint("health", __name__)
 

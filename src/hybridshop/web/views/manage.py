@@ -1,16 +1,57 @@
-"""Catalog management: add a product. The API validates; we put its messages beside fields."""
+"""Catalog management: add a product. The API validates; we put its messages beside fields.
+
+Who may: whoever signs in with ``SHOP_ADMIN_TOKEN`` (see ``web.sellers``); without one,
+nobody in production and anybody in development.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from hybridshop.web import sellers
 from hybridshop.web.api_client import ApiError
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
+
+
+@bp.before_request
+def _only_sellers() -> Response | None:
+    settings = shop().settings
+    if not settings.catalog_enabled:
+        abort(404)
+    if request.endpoint in ("manage.login", "manage.sign_in") or sellers.signed_in():
+        return None
+    return redirect(url_for("manage.login", next=request.full_path.rstrip("?")), code=303)
+
+
+@bp.get("/login")
+def login() -> str | Response:
+    target = sellers.safe_next(request.args.get("next"), url_for("manage.new_product"))
+    if sellers.signed_in():
+        return redirect(target, code=303)
+    return render_template("login.html", next=target, problem=None)
+
+
+@bp.post("/login")
+def sign_in() -> Response | tuple[str, int]:
+    target = sellers.safe_next(request.form.get("next"), url_for("manage.new_product"))
+    if not sellers.sign_in(request.form.get("token", "")):
+        return render_template(
+            "login.html", next=target, problem="That sign-in token is not right."
+        ), 403
+    return redirect(target, code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    sellers.sign_out()
+    flash("You are signed out.")
+    return redirect(url_for("storefront.catalog"), code=303)
+
 
 FIELDS = ("name", "price", "description", "category", "currency", "image_url")
 # What the form may omit: the API applies its own defaults to missing optional fields.

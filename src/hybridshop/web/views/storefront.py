@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from hybridshop.web import orders
 from hybridshop.web.api_client import ApiError
-from hybridshop.web.app import shop
+from hybridshop.web.state import shop
 
 log = logging.getLogger("hybridshop.web.storefront")
 

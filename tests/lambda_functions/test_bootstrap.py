@@ -213,20 +213,22 @@ def test_run_reads_secrets_and_dispatches(rds_like) -> None:  # type: ignore[no-
         "PUBLICATION": settings.publication,
         "REPLICATION_SLOT": settings.slot,
     }
-    report = run({"action": "bootstrap"}, env, read_secret=secrets.__getitem__)
+    config = BootstrapSettings.from_env(env)
+    report = run({"action": "bootstrap"}, config, read_secret=secrets.__getitem__)
     assert report["app_user"] == settings.app_user and report["replication_slot_created"]
-    assert run({"action": "check"}, env, read_secret=secrets.__getitem__)["slot_exists"] is True
+    assert run({"action": "check"}, config, read_secret=secrets.__getitem__)["slot_exists"] is True
     with pytest.raises(BootstrapError, match="action must be"):
-        run({"action": "drop_everything"}, env, read_secret=secrets.__getitem__)
+        run({"action": "drop_everything"}, config, read_secret=secrets.__getitem__)
+    without_ds = {k: v for k, v in env.items() if k != "DATASTREAM_SECRET_ARN"}
+    check_only = BootstrapSettings.from_env(without_ds)  # "check" does not need it
+    assert run({"action": "check"}, check_only, read_secret=secrets.__getitem__)
+    with pytest.raises(BootstrapError, match="DATASTREAM_SECRET_ARN"):
+        run({"action": "bootstrap"}, check_only, read_secret=secrets.__getitem__)
     secrets["arn:master"] = "not json"
     with pytest.raises(BootstrapError, match="master secret"):
-        run({}, env, read_secret=secrets.__getitem__)
+        run({}, config, read_secret=secrets.__getitem__)
     with pytest.raises(BootstrapError, match="MASTER_SECRET_ARN"):
-        run(
-            {},
-            {k: v for k, v in env.items() if k != "MASTER_SECRET_ARN"},
-            read_secret=secrets.__getitem__,
-        )
+        BootstrapSettings.from_env({k: v for k, v in env.items() if k != "MASTER_SECRET_ARN"})
 
 
 class _Statements(io.StringIO):
@@ -337,7 +339,8 @@ def test_run_passes_the_version_and_the_repair_flag(rds_like) -> None:  # type: 
         "REPLICATION_SLOT": settings.slot,
     }
     event = {"action": "bootstrap", "password_version": "v7", "repair_lost_slot": True}
-    assert run(event, env, read_secret=secrets.__getitem__)["datastream_password_set"]
-    again = run(event, env, read_secret=secrets.__getitem__)
+    config = BootstrapSettings.from_env(env)
+    assert run(event, config, read_secret=secrets.__getitem__)["datastream_password_set"]
+    again = run(event, config, read_secret=secrets.__getitem__)
     assert not again["datastream_password_set"] and not again["replication_slot_repaired"]
-    assert run({"action": "check"}, env, read_secret=secrets.__getitem__)["server_address"]
+    assert run({"action": "check"}, config, read_secret=secrets.__getitem__)["server_address"]

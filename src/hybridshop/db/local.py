@@ -1,4 +1,5 @@
-"""Pieces of the local stack that several commands share (``up``, ``api``, ``db``, benches).
+"""The database the local commands use (``up``, ``api``, ``db``, ``replicate``): the
+embedded server of the state directory, or ``DATABASE_URL``; migrated and seeded.
 
 Embedded by default, real when configured: with ``DATABASE_URL`` set we use that server and
 never start our own.

@@ -12,8 +12,7 @@ from pathlib import Path
 import requests
 
 from hybridshop.gateway.server import LocalGateway
-
-from .conftest import AUDIENCE, Catalog, metadata_url
+from web.conftest import AUDIENCE, Catalog, metadata_url
 
 
 def test_hybridshop_web_command(gateway: LocalGateway, catalog: Catalog):
