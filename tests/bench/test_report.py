@@ -207,7 +207,8 @@ def test_a_failed_area_is_named_and_its_old_json_not_used(tmp_path: Path) -> Non
     md = doc.read_text()
     assert "**Areas missing from this run:** `cdc` (failed: exit code 1); `simulate` (not run" in md
     cdc = _section(md, "cdc")
-    assert "Not measured in this run: failed" in cdc and "RuntimeError: boom" in cdc
+    assert "Not measured in this run: failed" in cdc
+    assert "Its last message: `RuntimeError: boom`" in cdc
     assert "drain " not in cdc and "cdc-lag.png" not in md
 
 

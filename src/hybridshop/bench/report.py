@@ -1467,6 +1467,16 @@ def render_report(
                 "",
             ]
             if run.get("log_tail"):
+                message = next(
+                    (
+                        line.strip()
+                        for line in reversed(run["log_tail"])
+                        if line.strip() and line.strip()[0] not in "│╭╰─"
+                    ),
+                    "",
+                )
+                if message:
+                    lines += [f"Its last message: `{_cell(message)}`", ""]
                 lines += ["Last lines it printed:", "", "```", *run["log_tail"], "```", ""]
             continue
         data = results[area]
