@@ -3,6 +3,11 @@ output "shop_url" {
   value       = module.web.url
 }
 
+output "shop_seller_token_secret" {
+  description = "Secret Manager secret with the sellers' sign-in token for the shop's \"Sell an item\" (gcloud secrets versions access latest --secret <this>)."
+  value       = module.web.seller_token_secret
+}
+
 output "api_url" {
   description = "Base URL of the HTTP API (answers 401 without a Google ID token of the shop)."
   value       = module.api.api_endpoint

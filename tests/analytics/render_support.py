@@ -121,7 +121,8 @@ def write_warehouse(path: Path, shop: Shop, *, changes_applied: int | None = Non
     con.execute(
         "CREATE TABLE public_orders (id BIGINT, product_id BIGINT, price DECIMAL(10,2), "
         "currency VARCHAR, purchased_at TIMESTAMP, buyer_ref VARCHAR, channel VARCHAR, "
-        f"idempotency_key VARCHAR, datastream_metadata {meta})"
+        "idempotency_key VARCHAR, idempotency_caller VARCHAR, request_fingerprint VARCHAR, "
+        f"datastream_metadata {meta})"
     )
     sold_at = {o.product_id: o.purchased_at for o in shop.orders}
     for p in shop.products:
@@ -143,7 +144,7 @@ def write_warehouse(path: Path, shop: Shop, *, changes_applied: int | None = Non
         )
     for o in shop.orders:
         con.execute(
-            "INSERT INTO public_orders VALUES (?, ?, ?, 'EUR', ?, NULL, ?, NULL, "
+            "INSERT INTO public_orders VALUES (?, ?, ?, 'EUR', ?, NULL, ?, NULL, '', NULL, "
             "{'uuid': ?, 'source_timestamp': ?})",
             [
                 o.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -117,3 +118,40 @@ def test_errors_are_one_clear_line(known_db: str, tmp_path: object) -> None:
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_dashboards_alone_serves_them(tmp_path: Path) -> None:
+    """`hybridshop dashboards` with no command serves (it used to print the help)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HYBRIDSHOP_HOME": str(tmp_path), "HYBRIDSHOP_DASHBOARD_PORT": str(port)}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("hybridshop")), "dashboards"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            try:
+                resp = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the dashboards never listened"
+                time.sleep(0.2)
+        assert resp.status_code == 200
+        assert "/dashboards/sales" in resp.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -126,7 +126,7 @@ def test_large_values_do_not_overflow(project: Project) -> None:
     )
     con.execute(
         "INSERT INTO public_orders SELECT i, 1 + i % 20000, 1, 'EUR', TIMESTAMP '2024-01-01', "
-        "NULL, 'api', NULL, {'uuid': 'u', 'source_timestamp': 0} FROM range(1, 40001) t(i)"
+        "NULL, 'api', NULL, '', NULL, {'uuid': 'u', 'source_timestamp': 0} FROM range(1, 40001) t(i)"
     )
     compiled = compile_query(
         project,
@@ -161,3 +161,45 @@ def test_lookers_own_md5_form_gives_the_same_numbers(
     direct = fanout_db.execute(to_duckdb(compiled.bigquery_sql)).fetchall()
     assert direct == [("books", 10.0, 10.0, 0), ("home", 70.0, 35.0, 4)]
     assert [tuple(r.values()) for r in run_query(compiled, fanout_db).rows] == direct
+
+
+P_JOIN_O = (
+    "FROM `x.y.public_products` AS p LEFT JOIN `x.y.public_orders` AS o ON p.id = o.product_id"
+)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["", "WHERE p.category = 'home'", "WHERE p.id = 3", "WHERE p.id = 99", "WHERE o.id > 1"],
+)
+def test_left_join_becomes_inner_only_where_unmatched_rows_count_nothing(
+    fanout_db: duckdb.DuckDBPyConnection, where: str
+) -> None:
+    """Without GROUP BY, a LEFT JOIN's unmatched rows only add NULLs to aggregates of the
+    joined side: DuckDB gets an inner join, with the same row (also when nothing matches)."""
+    sql = (
+        "SELECT COUNT(o.id), COUNT(DISTINCT o.id), COALESCE(SUM(o.price), 0), AVG(o.price * 2),"
+        f" MIN(o.purchased_at), MAX(o.price + p.price) {P_JOIN_O} {where} ORDER BY 1 DESC"
+    )
+    local = to_duckdb(sql)
+    assert "LEFT JOIN" not in local and "JOIN public_orders" in local
+    as_left = local.replace("JOIN public_orders", "LEFT JOIN public_orders")
+    assert fanout_db.execute(local).fetchall() == fanout_db.execute(as_left).fetchall()
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        "COUNT(*)",  # counts the unmatched product
+        "COUNT(p.id)",
+        "COUNT(o.id), COUNT(DISTINCT p.id)",  # sell-through: the unmatched product is listed
+        "SUM(COALESCE(o.price, 0)), COUNT(o.id)",  # not NULL on unmatched rows
+        "p.category, COUNT(o.id)",  # a group per category: unmatched rows make groups
+    ],
+)
+def test_left_join_stays_when_unmatched_rows_count(
+    fanout_db: duckdb.DuckDBPyConnection, select: str
+) -> None:
+    group = " GROUP BY 1" if select.startswith("p.category") else ""
+    local = to_duckdb(f"SELECT {select} {P_JOIN_O}{group}")
+    assert "LEFT JOIN" in local

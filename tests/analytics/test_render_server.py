@@ -344,3 +344,45 @@ def test_many_pages_polling_one_view_run_its_queries_once(warehouse: Path, proje
         assert sorted(runs) == sorted(set(runs))  # every tile's query ran once for 8 pages
     finally:
         srv.stop()
+
+
+def test_an_unchanged_warehouse_never_runs_a_query_twice(warehouse: Path, shop: Shop):
+    """Query results are cached by (DuckDB SQL, warehouse version), even with the page cache
+    off; a new version runs them again; a query reading the clock (freshness) always runs."""
+    from hybridshop.analytics.lookml import run_query
+
+    runs: list[str] = []
+
+    def counting_run(compiled, cursor):  # type: ignore[no-untyped-def]
+        runs.append(compiled.element)
+        return run_query(compiled, cursor)
+
+    srv = make_dashboard_server(
+        warehouse, "127.0.0.1", 0, run_query=counting_run, cache_ttl_s=0.0, min_refresh_s=0.0
+    )
+    srv.start()
+    try:
+        first = get(srv, "/api/dashboards/pipeline_health").json()
+        ran_first = sorted(runs)
+        clock = {"orders_freshness", "products_freshness"}
+        assert clock <= set(ran_first)
+        runs.clear()
+        second = get(srv, "/api/dashboards/pipeline_health").json()
+        assert sorted(runs) == sorted(clock)  # only the tiles whose result moves with time
+        rows = {t["name"]: t["rows"] for t in first["tiles"] if t["name"] not in clock}
+        assert rows == {t["name"]: t["rows"] for t in second["tiles"] if t["name"] not in clock}
+        runs.clear()
+        before = get(srv, "/api/state").json()["version"]
+        shop.buy(12, shop.orders[-1].purchased_at + dt.timedelta(hours=2))
+        write_warehouse(warehouse, shop)
+        wait_for(lambda: get(srv, "/api/state").json()["version"], lambda v: v != before)
+        third = get(srv, "/api/dashboards/pipeline_health").json()
+        assert sorted(runs) == ran_first  # a new version: every query again
+        rows_of = {t["name"]: t["rows"] for t in third["tiles"]}
+        assert rows_of["orders_rows"] != rows["orders_rows"]
+        srv.service.clear_results()
+        runs.clear()
+        get(srv, "/api/dashboards/pipeline_health")
+        assert sorted(runs) == ran_first  # cold again
+    finally:
+        srv.stop()

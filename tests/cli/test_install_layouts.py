@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import stat
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -115,6 +116,17 @@ def test_root_with_a_world_readable_venv_installed_from_the_wheel_run_elsewhere(
     finally:
         check_stopped_clean(running)
     assert not (work / ".hybridshop" / "postgres" / "pg-runtime").exists()
+    # the Looker project and the BigQuery views live outside the package in the repository;
+    # the wheel carries them (share/hybridshop/), so the dashboards work from it too
+    validated = subprocess.run(
+        [str(public_venv.hybridshop), "dashboards", "validate"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "3 dashboard(s)" in validated.stdout, validated.stdout
 
 
 def test_a_non_root_user(

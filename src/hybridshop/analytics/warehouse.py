@@ -24,8 +24,8 @@ PRODUCTS_DDL = (
 ORDERS_DDL = (
     "CREATE TABLE IF NOT EXISTS public_orders (id BIGINT, product_id BIGINT, "
     "price DECIMAL(10,2), currency VARCHAR, purchased_at TIMESTAMP, buyer_ref VARCHAR, "
-    "channel VARCHAR, idempotency_key VARCHAR, "
-    f"datastream_metadata {METADATA})"
+    "channel VARCHAR, idempotency_key VARCHAR, idempotency_caller VARCHAR, "
+    f"request_fingerprint VARCHAR, datastream_metadata {METADATA})"
 )
 
 
@@ -52,7 +52,7 @@ def insert_orders(con: Any, rows: Iterable[Sequence[Any]]) -> None:
     """Rows of (id, product_id, price, purchased_at (UTC, naive), channel, source ts)."""
     for oid, product_id, price, purchased, channel, source in rows:
         con.execute(
-            "INSERT INTO public_orders VALUES (?, ?, ?, 'EUR', ?, NULL, ?, NULL, "
+            "INSERT INTO public_orders VALUES (?, ?, ?, 'EUR', ?, NULL, ?, NULL, '', NULL, "
             "{'uuid': uuid()::VARCHAR, 'source_timestamp': ?})",
             [oid, product_id, price, purchased, channel, _ms_of(source)],
         )
@@ -95,7 +95,7 @@ def generate(con: Any, orders: int = 1_000_000, days: int = 180, seed: float = 0
         INSERT INTO public_orders
         SELECT i, i, p.price, 'EUR',
                p.created_at + INTERVAL (1 + CAST(hash(i * 13) % 259200 AS BIGINT)) SECOND,
-               NULL, ['api', 'web', 'simulator'][1 + CAST(hash(i) % 3 AS BIGINT)], NULL,
+               NULL, ['api', 'web', 'simulator'][1 + CAST(hash(i) % 3 AS BIGINT)], NULL, '', NULL,
                {{'uuid': 'o' || i, 'source_timestamp': 1767225600000 - (i % 86400) * 1000}}
         FROM range(1, {orders} + 1) t(i) JOIN public_products p ON p.id = i
         """

@@ -8,6 +8,7 @@ BigQuery SQL on BigQuery itself instead of the local warehouse.
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,10 +16,28 @@ from typing import Any
 
 import typer
 
+from hybridshop.settings import DEFAULT_DASHBOARD_PORT, DEFAULT_HOST
+
 app = typer.Typer(
-    help="The Looker dashboards of looker/, compiled to SQL and run on the local warehouse.",
-    no_args_is_help=True,
+    help="The Looker dashboards of looker/, compiled to SQL and run on the local warehouse. "
+    "With no command: serve them (as `hybridshop dashboards serve`).",
+    invoke_without_command=True,
 )
+
+
+@app.callback()
+def _default(ctx: typer.Context) -> None:
+    """With no sub-command, serve the dashboards on 127.0.0.1:8090 (`serve`'s defaults)."""
+    if ctx.invoked_subcommand is None:
+        port = os.environ.get("HYBRIDSHOP_DASHBOARD_PORT")
+        _render.serve(
+            host=DEFAULT_HOST,
+            port=int(port) if port else DEFAULT_DASHBOARD_PORT,
+            warehouse=None,
+            project_dir=None,
+            access_log=False,
+        )
+
 
 PROJECT_OPTION = typer.Option(
     None, "--project", help="The Looker project folder (default: the repository's looker/)."

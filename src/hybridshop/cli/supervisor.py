@@ -29,6 +29,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -297,6 +298,7 @@ class ProcessComponent:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,  # Ctrl-C in up's terminal reaches up, not the child
+                preexec_fn=_die_with_parent(os.getpid()),
             )
 
     def failure(self) -> str | None:
@@ -474,6 +476,28 @@ class DaemonComponent:
 
     def describe(self) -> str:
         return f"pid {self._pid() or self._last_pid}, log {self.log_file}"
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """In the child, before exec: ask Linux to send SIGTERM when ``up`` dies, even by
+    ``kill -9`` (``PR_SET_PDEATHSIG``), so no orphan keeps the slot or the warehouse file
+    and blocks the next ``up``. ``up`` starts children from its main thread, which lives as
+    long as it does. Elsewhere than Linux: None (nothing to do)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_deathsig() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # up died between fork and prctl
+            os._exit(1)
+
+    return set_deathsig
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _size(path: Path) -> int:

@@ -100,6 +100,13 @@ def up(
         "--auth/--no-auth",
         help="Enforce the JWT authorizer on the API, trusting the local ID-token issuer, as in production.",
     ),
+    issuer_port: int = typer.Option(
+        0,
+        "--issuer-port",
+        envvar="HYBRIDSHOP_ISSUER_PORT",
+        help="Port of the local ID-token issuer / metadata server stand-in, always on "
+        "127.0.0.1 (0: any free).",
+    ),
     web: bool = typer.Option(True, "--web/--no-web", help="Start the Flask shop."),
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate", help="Start the local Datastream."
@@ -133,6 +140,11 @@ def up(
     def _on_signal(signum: int, frame: object) -> None:
         stop_event.set()
 
+    def checkpoint() -> None:
+        """Between start-up steps: a Ctrl-C during start-up stops now, not once all is up."""
+        if stop_event.is_set():
+            raise _Interrupted
+
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         from hybridshop.db.local import embedded_server
@@ -153,19 +165,24 @@ def up(
 
         gateway_component = ThreadComponent(
             "API gateway",
-            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth),
+            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth, issuer_port),
             lambda g: bool(g.is_alive()),
             threads=("gateway",),
             essential=True,
             describe=lambda g: str(g.url),
         )
+        checkpoint()
         stack.supervisor.start(gateway_component)
         gateway: LocalGateway = gateway_component.server
         stack.urls.append(
             ("API (GetProducts, GetItem, AddProduct)", gateway.url, "API Gateway + AWS Lambda")
         )
         stack.urls.append(("API description", f"{gateway.url}/openapi.json", "OpenAPI 3.1"))
+        stack.urls.append(
+            ("ID tokens (METADATA_SERVER_URL)", gateway.metadata_url, "Google's metadata server")
+        )
 
+        checkpoint()
         if web:
             from hybridshop.web.server import start_web
 
@@ -192,12 +209,15 @@ def up(
             stack.supervisor.start(shop_component)
             stack.urls.append(("Web shop", shop_component.server.url, "Flask on Google Cloud Run"))
 
+        checkpoint()
         if replicate:
             _start_replicator(stack, database.dsn)
 
+        checkpoint()
         if dashboards:
             _start_dashboards(stack, host, dashboard_port, replicate)
 
+        checkpoint()
         _print_urls(stack)
         console.print(
             f"ready in {seconds_since_launch():.1f} s (from launch to every port answering)"
@@ -205,6 +225,8 @@ def up(
         console.print("[dim]Ctrl-C stops everything; data stays in[/] " + str(settings.state_dir()))
         ok = stack.supervisor.run(stop_event)
         console.print("\nstopping..." if ok else "stopping everything...")
+    except _Interrupted:
+        console.print("\ninterrupted during start-up: stopping what was started...")
     finally:
         stack.stop_all()
         for sig, handler in previous.items():
@@ -214,7 +236,13 @@ def up(
         raise typer.Exit(1)
 
 
-def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool) -> LocalGateway:
+class _Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) arrived while ``up`` was still starting its components."""
+
+
+def _start_gateway(
+    dsn: str, host: str, port: int, concurrency: int, auth: bool, issuer_port: int
+) -> LocalGateway:
     from hybridshop.gateway.authorizer import JwtAuthorizerConfig
     from hybridshop.gateway.server import GatewayConfig, LocalGateway
 
@@ -230,6 +258,7 @@ def _start_gateway(dsn: str, host: str, port: int, concurrency: int, auth: bool)
             concurrency=concurrency,
             authorizer=JwtAuthorizerConfig.local() if auth else None,
             local_issuer=True,
+            issuer_port=issuer_port,
             quiet=True,
         )
     )

@@ -97,6 +97,8 @@ resource "aws_lambda_function" "this" {
       DB_NAME         = var.db_name
       DB_USER         = var.db_user
       ALLOWED_CALLERS = join(",", var.allowed_callers)
+      # AddProduct: who may list items (the shop, which signs its sellers in itself)
+      ALLOWED_SELLERS = join(",", var.allowed_callers)
       LOG_LEVEL       = var.log_level
     }
   }

@@ -34,6 +34,35 @@ resource "google_secret_manager_secret_iam_member" "shop_reads_secret_key" {
   member    = "serviceAccount:${google_service_account.shop.email}"
 }
 
+# The sellers' sign-in token for "Sell an item" (SHOP_ADMIN_TOKEN). Without it the deployed
+# shop hides the page; read it with
+#   gcloud secrets versions access latest --secret <seller_token_secret output>
+resource "random_password" "seller_token" {
+  length  = 40
+  special = false
+}
+
+resource "google_secret_manager_secret" "seller_token" {
+  project   = var.project_id
+  secret_id = "${var.name}-seller-token"
+
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "seller_token" {
+  secret      = google_secret_manager_secret.seller_token.id
+  secret_data = random_password.seller_token.result
+}
+
+resource "google_secret_manager_secret_iam_member" "shop_reads_seller_token" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.seller_token.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.shop.email}"
+}
+
 resource "google_cloud_run_v2_service" "shop" {
   project             = var.project_id
   name                = var.name
@@ -93,6 +122,15 @@ resource "google_cloud_run_v2_service" "shop" {
           }
         }
       }
+      env {
+        name = "SHOP_ADMIN_TOKEN"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.seller_token.secret_id
+            version = google_secret_manager_secret_version.seller_token.version
+          }
+        }
+      }
 
       # Paths ending in z are reserved by Cloud Run's front end: /health, not /healthz.
       # Liveness never calls the API in the other cloud (restarting would not fix it).
@@ -117,7 +155,10 @@ resource "google_cloud_run_v2_service" "shop" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.shop_reads_secret_key]
+  depends_on = [
+    google_secret_manager_secret_iam_member.shop_reads_secret_key,
+    google_secret_manager_secret_iam_member.shop_reads_seller_token,
+  ]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "public" {

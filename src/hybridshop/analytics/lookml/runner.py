@@ -52,14 +52,47 @@ def pivot_column(measure: str, pivot_value: tuple[Any, ...]) -> str:
     return "|".join([measure, *("∅" if v is None else str(v) for v in pivot_value)])
 
 
-def connect(warehouse: str | Path) -> Any:
-    """A read-only DuckDB connection in UTC to a warehouse file."""
+ALIAS = "warehouse"  # the attached file's catalog name
+
+# Every query runs with these. UTC: Looker's connection time zone, formatted times depend on
+# it. preserve_insertion_order = false: every compiled query has an ORDER BY (Looker's shape
+# always sorts), so keeping the scan order through joins and aggregates buys nothing and
+# costs up to half the time of a large GROUP BY (measured: top products 2.0 s -> 0.9 s on
+# 1,000,000 orders).
+SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET preserve_insertion_order = false")
+
+
+def apply_settings(con: Any) -> None:
+    """The session settings every compiled query runs with (idempotent, cheap)."""
+    for statement in SESSION_SETTINGS:
+        con.execute(statement)
+
+
+def open_read_only(path: str | Path) -> Any:
+    """A new in-memory DuckDB with ``path`` attached read-only as its default catalog, in UTC.
+
+    Not ``duckdb.connect(path)``: DuckDB caches database instances by path within a process,
+    so after the file was replaced (the replicator's read copy is, about once a second) that
+    would hand a long-lived process the old copy. An attached file is opened anew each time.
+    """
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    con = duckdb.connect(":memory:")
+    try:
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {literal} AS {ALIAS} (READ_ONLY)")
+        con.execute(f"USE {ALIAS}")
+        apply_settings(con)
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        con.close()
+        raise
     return con
+
+
+def connect(warehouse: str | Path) -> Any:
+    """A read-only DuckDB connection in UTC to a warehouse file (the file as it is now)."""
+    return open_read_only(warehouse)
 
 
 def run_query(compiled: CompiledQuery, warehouse: Any | str | Path) -> QueryResult:
@@ -71,7 +104,7 @@ def run_query(compiled: CompiledQuery, warehouse: Any | str | Path) -> QueryResu
     con: Any = connect(warehouse) if isinstance(warehouse, str | Path) else warehouse
     try:
         if not own:
-            con.execute("SET TimeZone = 'UTC'")
+            apply_settings(con)
         start = time.perf_counter()
         cur = con.execute(compiled.duckdb_sql)
         raw = cur.fetchall()
@@ -124,6 +157,20 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     return (1, "") if v is None else (0, v if not isinstance(v, bool) else int(v))
 
 
+_FORMATS = {
+    "minute": "%Y-%m-%d %H:%M",
+    "hour": "%Y-%m-%d %H",
+    "week": "%Y-%m-%d",
+    "month": "%Y-%m",
+    "quarter": "%Y-%m",
+    "date": "%Y-%m-%d",
+}
+# the length of each format's text: such text is parsed by datetime.fromisoformat (C, much
+# faster than strptime) and kept if it formats back to the same text; anything else goes
+# through strptime, which says what is wrong
+_ISO_LENGTH = {"minute": 16, "hour": 13, "week": 10, "date": 10, "month": 7, "quarter": 7}
+
+
 def _parse(value: Any, timeframe: str) -> datetime | None:
     if value is None:
         return None
@@ -132,18 +179,19 @@ def _parse(value: Any, timeframe: str) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     text = str(value)
-    fmt = {
-        "minute": "%Y-%m-%d %H:%M",
-        "hour": "%Y-%m-%d %H",
-        "week": "%Y-%m-%d",
-        "month": "%Y-%m",
-        "quarter": "%Y-%m",
-        "date": "%Y-%m-%d",
-    }.get(timeframe)
     if timeframe == "year":
         return datetime(int(text), 1, 1)
+    fmt = _FORMATS.get(timeframe)
     if fmt is None:
         return None
+    if len(text) == _ISO_LENGTH[timeframe]:
+        try:
+            parsed = datetime.fromisoformat(text + "-01" if len(text) == 7 else text)
+        except ValueError:
+            pass
+        else:  # fromisoformat is laxer (a T, a zone): keep only exactly the format's text
+            if parsed.tzinfo is None and parsed.strftime(fmt) == text:
+                return parsed
     return datetime.strptime(text, fmt)
 
 
@@ -168,15 +216,7 @@ def _format(ts: datetime, timeframe: str, sample: Any) -> Any:
         return ts.date()
     if timeframe == "year":
         return ts.year
-    fmt = {
-        "minute": "%Y-%m-%d %H:%M",
-        "hour": "%Y-%m-%d %H",
-        "week": "%Y-%m-%d",
-        "month": "%Y-%m",
-        "quarter": "%Y-%m",
-        "date": "%Y-%m-%d",
-    }[timeframe]
-    return ts.strftime(fmt)
+    return ts.strftime(_FORMATS[timeframe])
 
 
 MAX_FILL = 10_000
@@ -196,7 +236,7 @@ def _fill(compiled: CompiledQuery, rows: list[dict[str, Any]], name: str) -> lis
         {tuple(r.get(n) for n in pivot_like) for r in rows}, key=lambda t: tuple(map(_sort_key, t))
     )
     have = {(t, tuple(r.get(n) for n in pivot_like)) for r, t in present if t is not None}
-    out = list(rows)
+    out = list(present)
     ts, last = min(stamps), max(stamps)
     count = 0
     while ts <= last and count < MAX_FILL:
@@ -205,11 +245,11 @@ def _fill(compiled: CompiledQuery, rows: list[dict[str, Any]], name: str) -> lis
                 row: dict[str, Any] = {f.name: None for f in compiled.fields}
                 row[name] = _format(ts, tf, sample)
                 row.update(zip(pivot_like, g, strict=True))
-                out.append(row)
+                out.append((row, ts))
         ts = _step(ts, tf)
         count += 1
-    # keep the query's order on the filled field
+    # keep the query's order on the filled field (each value parsed once, above)
     desc = next((d for f, d in compiled.sorts if f == name), False)
     if any(f == name for f, _ in compiled.sorts) or not compiled.sorts:
-        out.sort(key=lambda r: _sort_key(_parse(r.get(name), tf)), reverse=desc)
-    return out
+        out.sort(key=lambda rt: _sort_key(rt[1]), reverse=desc)
+    return [r for r, _ in out]

@@ -30,6 +30,8 @@ applied to the BigQuery AST before ``.sql("duckdb")``:
   stands, see ``compiler.symmetric_sum``) → DuckDB's 64-bit ``hash(pk)`` scaled the same way:
   the symmetric-aggregate arithmetic is unchanged, the hash is ~10x cheaper than MD5 → hex
   → 2 x BIGINT. Looker's MD5 form itself also runs (the DECIMAL fixes above).
+- ``LEFT JOIN j`` → ``JOIN j`` in an aggregate query without ``GROUP BY`` whose every
+  aggregate ignores j's unmatched rows (they only add NULLs): same single row, cheaper join.
 - `` `project.dataset.table` `` → the local table (``table_map``, default ``main.<table>``).
 """
 
@@ -204,6 +206,63 @@ def _fix_scale(node: exp.Expression) -> exp.Expression:
     return node
 
 
+_NULL_PROPAGATING = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod)
+
+
+def _null_without(node: exp.Expression, alias: str) -> bool:
+    """Whether ``node`` is NULL on a row where every column of ``alias`` is NULL (a LEFT
+    JOIN's unmatched row): a column of ``alias``, or arithmetic/casts with one inside."""
+    if isinstance(node, exp.Column):
+        return node.table == alias
+    if isinstance(node, exp.Paren | exp.Cast | exp.Neg):
+        return _null_without(node.this, alias)
+    if isinstance(node, _NULL_PROPAGATING):
+        return _null_without(node.this, alias) or _null_without(node.expression, alias)
+    return False
+
+
+def _aggregate_argument(agg: exp.AggFunc) -> exp.Expression | None:
+    arg = agg.this
+    if isinstance(arg, exp.Distinct):
+        return arg.expressions[0] if len(arg.expressions) == 1 else None
+    if isinstance(arg, exp.Star) or agg.expression is not None:
+        return None
+    return arg
+
+
+def _inner_join_when_unmatched_rows_count_nothing(tree: exp.Expression) -> exp.Expression:
+    """``LEFT JOIN j`` → ``JOIN j`` in an aggregate query without ``GROUP BY`` whose every
+    aggregate is NULL on j's unmatched rows.
+
+    Without GROUP BY there is exactly one result row; the rows a LEFT JOIN adds (j NULL)
+    only feed NULLs to aggregates that ignore NULLs (COUNT(x), SUM, AVG, MIN, MAX,
+    quantiles), so the numbers are the same — and DuckDB may then build its hash table on
+    either side (catalog items sold: 0.40 s → 0.17 s on 1,000,000 orders). BigQuery's text
+    is untouched (this runs on the DuckDB side only)."""
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("having"):
+        return tree
+    joins = tree.args.get("joins") or []
+    if not joins or tree.find(exp.Window, exp.Subquery, exp.Union) is not None:
+        return tree
+    aggs = [a for a in tree.find_all(exp.AggFunc)]
+    if not aggs:
+        return tree
+    for projection in tree.expressions:  # every column must be inside an aggregate
+        for col in projection.find_all(exp.Column):
+            if col.find_ancestor(exp.AggFunc) is None:
+                return tree
+    args = [_aggregate_argument(a) for a in aggs]
+    if any(a is None for a in args):
+        return tree
+    for join in joins:
+        alias = join.alias_or_name
+        if join.side != "LEFT" or join.kind or not alias:
+            continue
+        if all(_null_without(a, alias) for a in args if a is not None):
+            join.set("side", None)
+    return tree
+
+
 def to_duckdb(bigquery_sql: str, table_map: Mapping[str, str] | None = None) -> str:
     """Transpile one BigQuery statement to DuckDB with the fixes above.
 
@@ -224,6 +283,7 @@ def _to_duckdb(bigquery_sql: str, table_items: tuple[tuple[str, str], ...]) -> s
         .transform(_fix_scale)
         .transform(_fix_epoch_compare)
     )
+    fixed = _inner_join_when_unmatched_rows_count_nothing(fixed)
     try:
         return fixed.sql("duckdb", pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as exc:

@@ -9,6 +9,7 @@ open pages polling the same dashboard run its queries once per change.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from hybridshop.analytics.render.tiles import Tile, build_tile, parse_refresh
 from hybridshop.analytics.render.warehouse import WarehouseFile, WarehouseUnavailable
 
 log = logging.getLogger("hybridshop.dashboards")
+MAX_CACHED_RESULTS = 512  # query results kept for the current warehouse version
 CACHE_TTL_S = 10.0  # relative date filters ("7 days") move with the clock: recompute anyway
 SUGGESTIONS_TTL_S = 60.0
 MIN_REFRESH_S = 1.0  # recompute a view at most this often while the warehouse keeps changing
@@ -126,6 +128,13 @@ class DashboardService:
         self._ttl = cache_ttl_s
         self._min_refresh = min_refresh_s
         self._now = now  # pins relative date filters ("7 days"), for benchmarks and tests
+        # compiled DuckDB SQL + warehouse version -> its QueryResult: an unchanged warehouse
+        # never runs the same query twice (another view with the same tile, a page cache
+        # entry past its TTL, the export after the page).
+        self._results: dict[tuple[str, str], Any] = {}
+        self._results_lock = threading.Lock()
+        self.result_hits = 0
+        self.result_misses = 0
 
     # --- the project ---------------------------------------------------------------
     @property
@@ -190,7 +199,7 @@ class DashboardService:
                 ):
                     return data
             started = time.perf_counter()
-            tiles = self._tiles(dashboard, filters)
+            tiles = self._tiles(dashboard, filters, state.version)
             suggestions = self._cached_suggestions(dashboard)
             data = DashboardData(
                 dashboard,
@@ -253,7 +262,43 @@ class DashboardService:
             out[f.name] = [str(r[f.field]) for r in rows if r.get(f.field) is not None]
         return out
 
-    def _tiles(self, dashboard: Any, filters: dict[str, str]) -> list[Tile]:
+    def clear_results(self) -> None:
+        """Forget every cached query result (the next render runs every query: a cold render)."""
+        with self._results_lock:
+            self._results.clear()
+
+    def _cached_run(self, version: str) -> Callable[[Any, Any], Any]:
+        """``run_query`` that reuses the result of the same DuckDB SQL on the same warehouse
+        version. The version moves with every applied change (or a new file), so a cached
+        result is exactly what the query would return now."""
+        from hybridshop.analytics.lookml import run_query as default_run
+
+        run: Callable[[Any, Any], Any] = self._run if self._run is not None else default_run
+
+        def cached(compiled: Any, cursor: Any) -> Any:
+            sql = getattr(compiled, "duckdb_sql", None)
+            if not sql or version == "none" or _reads_the_clock(sql):
+                return run(compiled, cursor)
+            key = (sql, version)
+            with self._results_lock:
+                hit = self._results.get(key)
+                if hit is not None:
+                    self.result_hits += 1
+                    return hit
+            result = run(compiled, cursor)
+            with self._results_lock:
+                self.result_misses += 1
+                if any(v != version for _, v in self._results):
+                    # a new version: results of older ones can never be used again
+                    self._results = {k: r for k, r in self._results.items() if k[1] == version}
+                if len(self._results) >= MAX_CACHED_RESULTS:
+                    self._results.clear()
+                self._results[key] = result
+            return result
+
+        return cached
+
+    def _tiles(self, dashboard: Any, filters: dict[str, str], version: str = "none") -> list[Tile]:
         project = self.project
         try:
             with self.warehouse.cursor() as cur:
@@ -265,7 +310,7 @@ class DashboardService:
                         cur,
                         filters,
                         compile_element=self._compile,
-                        run_query=self._run,
+                        run_query=self._cached_run(version),
                         now=self._now,
                     )
                     for el in dashboard.elements
@@ -285,6 +330,18 @@ class DashboardService:
                 )
                 tiles.append(tile)
             return tiles
+
+
+_CLOCK = re.compile(
+    r"\b(current_timestamp|current_date|current_time|now|get_current_timestamp|localtimestamp"
+    r"|today|random|uuid|gen_random_uuid)\b",
+    re.IGNORECASE,
+)
+
+
+def _reads_the_clock(sql: str) -> bool:
+    """A query whose result moves with time (freshness = now - latest change) is never cached."""
+    return _CLOCK.search(sql) is not None
 
 
 def _unavailable(message: str) -> Callable[[Any, Any], Any]:

@@ -25,7 +25,8 @@ from typing import Any
 
 import duckdb
 
-ALIAS = "warehouse"  # the attached file's catalog name
+from hybridshop.analytics.lookml.runner import ALIAS, apply_settings, open_read_only
+
 RETIRE_AFTER_S = 120.0  # a replaced copy still in use after this is closed anyway
 
 
@@ -69,25 +70,6 @@ class WarehouseState:
             "checked_at_ms": self.checked_at_ms,
             "error": self.error,
         }
-
-
-def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """A new in-memory database with ``path`` attached read-only as its default catalog.
-
-    Not ``duckdb.connect(path)``: DuckDB caches database instances by path within a process,
-    so after the file was replaced that would hand back the old copy. An attached file is
-    opened anew each time.
-    """
-    con = duckdb.connect(":memory:")
-    try:
-        literal = "'" + str(path).replace("'", "''") + "'"
-        con.execute(f"ATTACH {literal} AS {ALIAS} (READ_ONLY)")
-        con.execute(f"USE {ALIAS}")
-        con.execute("SET TimeZone = 'UTC'")
-    except duckdb.Error:
-        con.close()
-        raise
-    return con
 
 
 def _now_ms() -> int:
@@ -177,7 +159,7 @@ class WarehouseFile:
             self._in_use[id(con)] = self._in_use.get(id(con), 0) + 1
         try:
             cur.execute(f"USE {ALIAS}")
-            cur.execute("SET TimeZone = 'UTC'")
+            apply_settings(cur)
             yield cur
         finally:
             cur.close()
