@@ -124,7 +124,7 @@ def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
     }
 
 
-def bench_lag(dsn: str, work: Path, rate: int, seconds: float) -> dict[str, float]:
+def bench_lag(dsn: str, work: Path, rate: int, seconds: float) -> dict[str, Any]:
     db = work / "lag.duckdb"
     handle = start_replicator(
         dsn, db, config=ReplicatorConfig(dsn=dsn, duckdb_path=db, slot="bench_lag")
@@ -170,19 +170,36 @@ def bench_lag(dsn: str, work: Path, rate: int, seconds: float) -> dict[str, floa
     _exec(dsn, "SELECT pg_drop_replication_slot('bench_lag')")
     visible = sorted(seen.items())
     lags = []
+    timeline: list[tuple[float, float]] = []
     j = 0
     for top, committed in commits:
         while j < len(visible) and visible[j][0] < top:
             j += 1
         if j < len(visible):
             lags.append((visible[j][1] - committed) * 1000)
+            timeline.append((committed - commits[0][1], lags[-1]))
     lags.sort()
     return {
         "lag_changes_per_s": len(commits) * per_txn / seconds,
         "lag_p50_ms": statistics.median(lags),
         "lag_p99_ms": percentile(lags, 99),
         "lag_samples": len(lags),
+        "lag_series": lag_series(timeline),
     }
+
+
+def lag_series(timeline: list[tuple[float, float]], buckets: int = 400) -> list[list[float]]:
+    """The lag over time for plotting: ``[seconds since the first commit, lag ms]``, the
+    slowest commit of each of ``buckets`` equal time slices (peaks are kept, not averaged)."""
+    if not timeline:
+        return []
+    span = max(timeline[-1][0], 1e-9)
+    worst: dict[int, tuple[float, float]] = {}
+    for t, lag in timeline:
+        slot = min(buckets - 1, int(t / span * buckets))
+        if slot not in worst or lag > worst[slot][1]:
+            worst[slot] = (t, lag)
+    return [[round(t, 3), round(lag, 2)] for _, (t, lag) in sorted(worst.items())]
 
 
 def bench_backfill(dsn: str, work: Path, rows: int, repeats: int = 3) -> dict[str, Any]:

@@ -201,7 +201,10 @@ def run_web_bench(
 
             gw = gateway
             runs: dict[str, dict[str, Any]] = {}
-            shop = start_web(gateway.url, "127.0.0.1", 0, audience=LOCAL_API_AUDIENCE)
+            # the bench gateway's own issuer: the default is `hybridshop up`'s metadata server
+            shop = start_web(
+                gateway.url, "127.0.0.1", 0, audience=LOCAL_API_AUDIENCE, metadata_url=metadata
+            )
             shop_url = shop.url
             page_ms, api_ms = _measure(
                 lambda: page_session.get(shop_url + "/", timeout=30), api, requests_n, warmup

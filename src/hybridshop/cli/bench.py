@@ -60,22 +60,32 @@ def bench_cdc(
     rate: int = typer.Option(1000, "--rate", help="Steady changes/s for the lag measurement (b)."),
     seconds: float = typer.Option(10.0, "--seconds", help="Duration of the lag measurement."),
     rows: int = typer.Option(1_000_000, "--rows", help="Rows backfilled in (c)."),
+    large_txn_rows: int = typer.Option(
+        500_000, "--large-txn-rows", help="Rows of the one large transaction in (d)."
+    ),
     out: Path = typer.Option(
         RESULTS_DIR / "cdc.json", "--out", help="Where to write the JSON results."
     ),
     only: str | None = typer.Option(
         None,
         "--only",
-        help="Run one measure (drain, lag or backfill); its figures are merged into --out.",
+        help="Run one measure (drain, lag, backfill, large_txn); merged into --out.",
     ),
 ) -> None:
-    """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY."""
+    """Local Datastream: drain vs pg_recvlogical, lag at 1,000 changes/s, backfill vs COPY,
+    one large transaction (replicator peak RSS, catch-up vs pg_recvlogical)."""
     from hybridshop.bench.cdc import SECTIONS, markdown, run_cdc_bench
 
     if only is not None and only not in SECTIONS:
         raise typer.BadParameter(f"must be one of {', '.join(SECTIONS)}", param_hint="--only")
     result = run_cdc_bench(
-        changes=changes, rate=rate, seconds=seconds, rows=rows, out=out, only=only
+        changes=changes,
+        rate=rate,
+        seconds=seconds,
+        rows=rows,
+        out=out,
+        only=only,
+        large_txn_rows=large_txn_rows,
     )
     typer.echo(markdown(result))
     typer.echo(f"written to {out}")
@@ -126,3 +136,95 @@ def bench_bi(
     result = run_bi_bench(orders=orders, runs=runs, out=out, progress=typer.echo)
     typer.echo(summary(result))
     typer.echo(f"written to {out}")
+
+
+def _areas(values: list[str], option: str) -> list[str]:
+    from hybridshop.bench.report import AREA_ORDER
+
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in AREA_ORDER]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown area {', '.join(unknown)}; choose from {', '.join(AREA_ORDER)}",
+            param_hint=option,
+        )
+    return names
+
+
+@app.command("all")
+def bench_all(
+    only: list[str] = typer.Option(
+        [], "--only", help="Run only these areas (repeat, or comma-separate: api,cdc)."
+    ),
+    skip: list[str] = typer.Option([], "--skip", help="Leave these areas out."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Each area's smallest sensible sizes: a fast check, not a benchmark."
+    ),
+    area_args: list[str] = typer.Option(
+        [],
+        "--area-args",
+        metavar="AREA=OPTIONS",
+        help='Extra options for one area, e.g. --area-args "cdc=--rows 200000".',
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Minutes one area may take before it is stopped (and reported)."
+    ),
+    budget: float | None = typer.Option(
+        None,
+        "--budget",
+        help="Minutes for the whole run: an area still running is stopped, the rest are named "
+        "as not run, and the report is written with what finished.",
+    ),
+    results_dir: Path = typer.Option(
+        RESULTS_DIR, "--results-dir", help="Where each area writes <area>.json and its log."
+    ),
+    report: Path = typer.Option(
+        Path("docs/benchmarks.md"), "--report", help="The Markdown report (plots go in <stem>/)."
+    ),
+    readme: Path | None = typer.Option(
+        None,
+        "--update-readme",
+        help="Also rewrite the headline table between the bench-all markers of this README.",
+    ),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: regenerate the report from --results-dir."
+    ),
+) -> None:
+    """Run every benchmark (api, web, cdc, bi, simulate), each in its own process so one that
+    fails is reported and the rest still run; then write docs/benchmarks.md with every
+    figure, its same-run baseline, its target and verdict, the machine and its load, and
+    PNG plots. Exits 1 if any area did not finish."""
+    import shlex
+
+    from hybridshop.bench.report import AREA_ORDER, run_all, write_report
+
+    chosen = _areas(only, "--only") or list(AREA_ORDER)
+    skipped = set(_areas(skip, "--skip"))
+    areas = [a for a in AREA_ORDER if a in chosen and a not in skipped]
+    extra: dict[str, list[str]] = {}
+    for item in area_args:
+        name, sep, options = item.partition("=")
+        _areas([name], "--area-args")
+        if not sep:
+            raise typer.BadParameter("write AREA=OPTIONS", param_hint="--area-args")
+        extra.setdefault(name.strip(), []).extend(shlex.split(options))
+    if not areas and not report_only:
+        raise typer.BadParameter("no area left to run", param_hint="--only/--skip")
+    manifest = None
+    if not report_only:
+        manifest = run_all(
+            areas,
+            results_dir,
+            quick=quick,
+            extra=extra,
+            timeout_s=timeout * 60 if timeout else None,
+            budget_s=budget * 60 if budget else None,
+            echo=typer.echo,
+        )
+    path = write_report(results_dir, report, manifest, readme=readme)
+    typer.echo(f"report written to {path} (plots in {path.with_suffix('')}/)")
+    if manifest is not None:
+        failed = [a for a, r in manifest["areas"].items() if r["status"] != "ok"]
+        if failed:
+            typer.echo(f"not finished: {', '.join(failed)} (see the report)", err=True)
+            raise typer.Exit(1)
