@@ -267,6 +267,9 @@ def build_tile(
         tile.errors.append(f"{tile.name}: query failed: {exc}")
         tile.took_ms = (time.perf_counter() - started) * 1000
         return tile
+    ran = _attr(result, "sql", None)
+    if isinstance(ran, str):
+        tile.duckdb_sql = ran  # "show SQL": the DuckDB SQL that ran (see JoinFact)
     raw_rows = list(_attr(result, "rows", None) or [])
     if len(raw_rows) > MAX_ROWS_SHOWN:
         raw_rows, tile.truncated = raw_rows[:MAX_ROWS_SHOWN], True
