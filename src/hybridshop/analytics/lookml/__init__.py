@@ -39,7 +39,8 @@ The public contract (what the dashboard renderer, server, export and CLI build o
     ``sorts`` ([(field, descending)]), ``limit``, ``filters`` (field → expression applied),
     ``tables`` (the Datastream tables read), ``errors: list[ElementError]`` (an
     ``UnsupportedError`` for a feature we do not implement); ``ok`` is True when there is SQL
-    to run.
+    to run. ``assumed_sql`` / ``assumes``: DuckDB SQL with the same rows when every
+    ``JoinFact`` in ``assumes`` holds for the data (None / [] when no fact would help).
 
 ``run_query(compiled, warehouse, facts=None) -> QueryResult``
     ``warehouse`` is a DuckDB connection (its ``TimeZone`` is set to UTC) or a path to a
