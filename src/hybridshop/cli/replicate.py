@@ -108,26 +108,6 @@ def replicate(
     except PrerequisiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    except duckdb_lock_error() as exc:
-        typer.echo(f"error: {_locked(path, exc)}", err=True)
-        raise typer.Exit(2) from None
-
-
-def duckdb_lock_error() -> type[Exception]:
-    import duckdb
-
-    return duckdb.IOException
-
-
-def _locked(path: Path, exc: Exception) -> str:
-    from hybridshop.datastream.liveness import read_liveness
-
-    live = read_liveness(path)
-    who = f" (replicator pid {live.get('pid')})" if live.get("running") else ""
-    return (
-        f"cannot open {path}: another process holds it{who}. Stop it, or pass another "
-        f"--duckdb. ({str(exc).strip().splitlines()[0]})"
-    )
 
 
 @app.command("backfill")
@@ -191,9 +171,6 @@ def backfill_table(
         rows = Replicator(config).backfill_now(names)
     except PrerequisiteError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except duckdb_lock_error() as exc:
-        typer.echo(f"error: {_locked(path, exc)}", err=True)
         raise typer.Exit(2) from None
     for name, count in rows.items():
         typer.echo(
