@@ -217,11 +217,14 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
     try:
         up.wait_for("hybridshop is running")
         found = up.wait_for(r"gave up on replicator after 5 failures in 60s \(last: (.*)\)")
-        assert "exited with code 1" in found.group(1)
+        assert "exited with code 2" in found.group(1)  # an expected failure: error + exit 2
         assert "the rest keeps running without it" in up.output
-        # each death came with the replicator's own last words
-        assert up.output.count("replicator: died exited with code 1") == 5
-        assert re.search(r"^\s+.*(not a valid DuckDB|IOException|Error)", up.output, re.M)
+        # each death came with the replicator's own last words: the fix, not a traceback
+        assert up.output.count("replicator: died exited with code 2") == 5
+        assert re.search(
+            r"^\s+error: cannot use the warehouse .*warehouse\.duckdb", up.output, re.M
+        )
+        assert "Traceback" not in up.output and "Fix: move it aside" in up.output
         restarts = re.findall(r"restarting in ([\d.]+)s", up.output)
         assert [float(s) for s in restarts] == [0.5, 1.0, 2.0, 4.0]  # backoff
         assert re.search(r"status: .*API gateway running, replicator FAILED", up.output)
@@ -236,12 +239,12 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
             timeout=120,
         )
         assert "replicator           NOT RUNNING" in status.stdout, status.stdout + status.stderr
-        assert "[hybridshop up] replicator exited with code 1" in status.stdout
+        assert "[hybridshop up] replicator exited with code 2" in status.stdout
         assert up.interrupt() == 0
     finally:
         up.interrupt()
     log = (home / "logs" / "replicator.log").read_text()
-    assert log.count("[hybridshop up] replicator exited with code 1") == 5
+    assert log.count("[hybridshop up] replicator exited with code 2") == 5
 
 
 def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:
