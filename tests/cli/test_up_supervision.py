@@ -247,6 +247,56 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
     assert log.count("[hybridshop up] replicator exited with code 2") == 5
 
 
+def test_a_replicator_given_up_on_resumes_once_fixed_and_wal_piling_up_meanwhile_alarms(
+    pg: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Given up on, the replicator is tried again (every --retry-failed-after seconds) and
+    resumes by itself once its cause is gone; meanwhile the slot's WAL grows and `up` raises
+    the alarm (--wal-alarm-mb, as the deployed CloudWatch alarm), and says when it clears."""
+    home = tmp_path / "state"
+    home.mkdir()
+    warehouse = home / "warehouse.duckdb"
+    warehouse.write_bytes(b"not a DuckDB file, " * 100)
+    dsn = create_database(pg)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:  # a slot that a stopped replicator leaves behind
+        cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (DEFAULT_SLOT,))
+    args = ("--retry-failed-after", "3", "--wal-alarm-mb", "0.05")
+    up = Up(home, free_port(), {"DATABASE_URL": dsn}, *args)
+    try:
+        up.wait_for(r"gave up on replicator after 5 failures")
+        assert "started again within 3s" in up.output
+        with conn.cursor() as cur:  # WAL the slot must keep
+            cur.execute(
+                "INSERT INTO products (name, price) SELECT 'wal ' || g, 5 FROM generate_series(1, 2000) g"
+            )
+        alarm = up.wait_for(r"replicator: alarm slot hybridshop_slot retains ([\d.]+) MB", 40)
+        assert float(alarm.group(1)) > 0.05
+        assert "no replicator consumes it" in up.output and "pg_drop_replication_slot" in up.output
+        retried = up.wait_for(r"replicator: still-failed .*trying again in 3s")
+        assert "Fix: move it aside" in up.output
+        mark = len(up.lines)
+        warehouse.unlink()  # the fix its error named
+        up.wait_for(r"replicator: retrying", after=mark, timeout=20)
+        up.wait_for(r"replicator: restarted pid", after=mark, timeout=20)
+        up.wait_for(r"replicator: alarm WAL retained back under 0.05 MB", after=mark, timeout=60)
+        _verified(dsn, warehouse)
+        assert retried is not None and up.interrupt() == 0
+    finally:
+        up.interrupt()
+        conn.close()
+        drop = psycopg2.connect(dsn)
+        drop.autocommit = True
+        with drop.cursor() as cur:
+            cur.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (DEFAULT_SLOT,),
+            )
+        drop.close()
+
+
 def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:
     """The in-process components (shop, API) are supervised the same way: a real shop server
     whose serving loop ends is reported and started again on the same port."""
