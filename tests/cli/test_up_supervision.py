@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,66 +26,16 @@ from conftest import create_database
 from hybridshop.datastream.verify import VerifyOptions, verify
 from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.replication import DEFAULT_SLOT
+from upprocess import UpProcess
 
 
-class Up:
-    """`hybridshop up` as a child process whose output is collected line by line."""
+class Up(UpProcess):
+    """`hybridshop up` (API and replicator, no shop or dashboards) on ``api_port``."""
 
     def __init__(self, home: Path, api_port: int, env: dict[str, str], *args: str) -> None:
-        full_env = {**os.environ, "HYBRIDSHOP_HOME": str(home), "COLUMNS": "200", **env}
-        if "DATABASE_URL" not in env:
-            full_env.pop("DATABASE_URL", None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hybridshop.cli.main",
-                "up",
-                "--no-web",
-                "--no-dashboards",
-                "--api-port",
-                str(api_port),
-                *args,
-            ],
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        flags = ["--no-web", "--no-dashboards", "--api-port", str(api_port), *args]
+        super().__init__(home, flags, env)
         self.api = f"http://127.0.0.1:{api_port}"
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 60, after: int = 0) -> re.Match[str]:
-        """The first line (from line ``after`` on) matching ``pattern``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines[after:]:
-                found = re.search(pattern, line)
-                if found:
-                    return found
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"up exited ({self.proc.returncode}):\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
-            time.sleep(0.1)
-
-    def interrupt(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        return code
 
 
 def _products(api: str) -> int:
