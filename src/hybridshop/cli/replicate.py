@@ -29,7 +29,7 @@ def _source_dsn(pg_port: int | None) -> str:
 
     from hybridshop.db.local import ensure_database
 
-    return os.environ.get("DATABASE_URL") or ensure_database(pg_port).dsn
+    return os.environ.get("DATABASE_URL") or ensure_database(pg_port, stop_at_exit=True).dsn
 
 
 @app.callback()
@@ -242,7 +242,7 @@ def status(
     lines.append(
         f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
     )
-    lines += _replicator_lines(src.get("replicator"))
+    lines += _replicator_lines(src.get("replicator"), slot_exists=bool(src.get("exists")))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -262,7 +262,7 @@ def status(
     raise typer.Exit(code)
 
 
-def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
+def _replicator_lines(rep: dict[str, Any] | None, *, slot_exists: bool = True) -> list[str]:
     """Whether a replicator holds the slot (and, when none does, its last words)."""
     if rep is None:
         return []
@@ -271,7 +271,12 @@ def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
             f"replicator           running ({rep['application']}, server pid "
             f"{rep['walsender_pid']}, since {rep['since']})"
         ]
-    out = ["replicator           NOT RUNNING (the slot is inactive: changes pile up in the WAL)"]
+    why = (
+        "the slot is inactive: changes pile up in the WAL"
+        if slot_exists
+        else "no slot yet: the source keeps no WAL for it"
+    )
+    out = [f"replicator           NOT RUNNING ({why})"]
     last = rep.get("last_output") or []
     if last:
         out.append(f"last output          {rep['log']}:")
@@ -330,4 +335,4 @@ def _verify_dsn(pg_port: int | None) -> str:
     """The source to compare with, read-only: never migrated or seeded."""
     from hybridshop.db.local import ensure_database
 
-    return ensure_database(pg_port, migrate=False, seed=False).dsn
+    return ensure_database(pg_port, migrate=False, seed=False, stop_at_exit=True).dsn
