@@ -33,9 +33,11 @@ from hybridshop.cli.supervisor import (
     DaemonComponent,
     Event,
     ProcessComponent,
+    RestartPolicy,
     Supervisor,
     ThreadComponent,
 )
+from hybridshop.db.replication import DEFAULT_SLOT, DEFAULT_WAL_ALARM_MB
 
 if TYPE_CHECKING:
     from hybridshop.db.embedded import EmbeddedPostgres
@@ -50,10 +52,12 @@ class Stack:
     reverse), ``urls`` what the table shows."""
 
     urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
+    retry_failed_s: float = 60.0
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.supervisor = Supervisor(report=self._report)
+        policy = RestartPolicy(retry_failed_s=self.retry_failed_s)
+        self.supervisor = Supervisor(report=self._report, policy=policy)
 
     def _report(self, event: Event) -> None:
         """Print a supervision event the moment it happens, then the state of everything."""
@@ -120,6 +124,20 @@ def up(
         envvar="HYBRIDSHOP_DASHBOARD_PORT",
         help="Dashboards port.",
     ),
+    wal_alarm_mb: float = typer.Option(
+        DEFAULT_WAL_ALARM_MB,
+        "--wal-alarm-mb",
+        min=0,
+        help="Alarm when the replication slot retains more WAL than this many MB (as the "
+        "deployed CloudWatch alarm does).",
+    ),
+    retry_failed_s: float = typer.Option(
+        60.0,
+        "--retry-failed-after",
+        min=0,
+        help="Seconds after which a component given up on (the replicator, the shop) is "
+        "tried again, so it resumes once its cause is fixed (0: never).",
+    ),
     keep_db: bool = typer.Option(
         False,
         "--keep-db",
@@ -133,7 +151,7 @@ def up(
     """
     from hybridshop.db.local import ensure_database
 
-    stack = Stack()
+    stack = Stack(retry_failed_s=retry_failed_s)
     stop_event = threading.Event()
     ok = True
 
@@ -211,7 +229,7 @@ def up(
 
         checkpoint()
         if replicate:
-            _start_replicator(stack, database.dsn)
+            _start_replicator(stack, database.dsn, wal_alarm_mb)
 
         checkpoint()
         if dashboards:
@@ -266,7 +284,7 @@ def _start_gateway(
     return gateway
 
 
-def _start_replicator(stack: Stack, dsn: str) -> None:
+def _start_replicator(stack: Stack, dsn: str, wal_alarm_mb: float) -> None:
     from hybridshop.datastream.service import snapshot_path_for
 
     warehouse = settings.state_dir() / "warehouse.duckdb"
@@ -277,10 +295,38 @@ def _start_replicator(stack: Stack, dsn: str) -> None:
     args += ["--duckdb", str(warehouse), "--snapshot", str(reader_copy)]
     log_file = settings.state_dir() / "logs" / "replicator.log"
     stack.supervisor.start(ProcessComponent("replicator", args, log_file))
+    stack.supervisor.watch("replicator", WAL_WATCH_EVERY_S, _WalWatch(dsn, wal_alarm_mb))
     # Other processes cannot open a DuckDB file that one process writes: they read the copy.
     stack.urls.append(
         ("Warehouse (DuckDB, read this copy)", str(reader_copy), "Datastream -> BigQuery")
     )
+
+
+WAL_WATCH_EVERY_S = 10.0
+
+
+class _WalWatch:
+    """WAL piling up for the slot (the replicator stopped or behind): the alarm, then again
+    every ``repeat_s`` while it lasts, and a word once it is back under."""
+
+    def __init__(self, dsn: str, alarm_mb: float, repeat_s: float = 300.0) -> None:
+        self.dsn, self.alarm_mb, self.repeat_s = dsn, alarm_mb, repeat_s
+        self._said_at: float | None = None
+
+    def __call__(self) -> str | None:
+        import time
+
+        from hybridshop.datastream.status import source_status, wal_alarm
+
+        alarm = wal_alarm(source_status(self.dsn, DEFAULT_SLOT), self.alarm_mb)
+        now = time.monotonic()
+        if alarm is None:
+            cleared, self._said_at = self._said_at is not None, None
+            return f"WAL retained back under {self.alarm_mb:g} MB" if cleared else None
+        if self._said_at is not None and now - self._said_at < self.repeat_s:
+            return None
+        self._said_at = now
+        return alarm
 
 
 def _postgres(server: EmbeddedPostgres, owned: bool) -> DaemonComponent:
@@ -313,6 +359,8 @@ _STYLE = {
     "restarted": "green",
     "recovered": "green",
     "stop-failed": "yellow",
+    "retrying": "yellow",
+    "alarm": "bold yellow",
 }
 
 
