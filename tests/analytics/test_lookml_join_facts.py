@@ -8,6 +8,7 @@ are false: the Looker-shaped SQL runs, and the cheaper SQL would indeed have bee
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -161,3 +162,19 @@ def test_an_unknown_cursor_has_no_facts(tmp_path: Path) -> None:
         other.close()
     finally:
         wh.close()
+
+
+def test_a_fact_that_cannot_be_checked_is_false(project: Project, known_db: str) -> None:
+    """A fact query that fails (say, a table the copy lacks) never breaks the tile."""
+    con = open_read_only(known_db)
+    try:
+        compiled = compile_element(project, "sales", "revenue_by_category", ALL_DATES)
+        (fact,) = compiled.assumes
+        broken = replace(fact, sql=fact.sql.replace("public_products", "no_such_table"))
+        compiled.assumes = [broken]
+        facts = JoinFacts()
+        result = run_query(compiled, con, facts)
+        assert result.sql == compiled.duckdb_sql
+        assert facts.known() == {broken.sql: False}
+    finally:
+        con.close()

@@ -890,6 +890,8 @@ def _join_fact(
     if q.used - {q.base_alias, j.name} or q.base_alias not in q.used:
         return None  # the ON clause involves a third view: no fact of two tables decides it
     base, view = q.aliases[q.base_alias], q.aliases[j.name]
+    if not base.sql_table_name or not view.sql_table_name:
+        return None
     joined = (
         f"FROM {base.sql_table_name} AS {q.base_alias} "
         f"INNER JOIN {view.sql_table_name} AS {j.name} ON {on}"

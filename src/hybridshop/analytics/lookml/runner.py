@@ -8,6 +8,7 @@ counts it. ``QueryResult.wide_rows()`` gives the pivoted table.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hybridshop.analytics.lookml.compiler import CompiledQuery, FieldInfo, JoinFact
+
+log = logging.getLogger("hybridshop.analytics")
 
 
 @dataclass
@@ -110,7 +113,11 @@ class JoinFacts:
             known = self._known.get(fact.sql)
             if known is None:
                 start = time.perf_counter()
-                row = con.execute(fact.sql).fetchone()
+                try:
+                    row = con.execute(fact.sql).fetchone()
+                except Exception as exc:  # noqa: BLE001 - unchecked = false: Looker's SQL runs
+                    log.warning("join fact %r could not be checked: %s", fact.describe(), exc)
+                    row = None
                 self.ms += (time.perf_counter() - start) * 1000
                 known = bool(row and row[0])
                 self._known[fact.sql] = known
