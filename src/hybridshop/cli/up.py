@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -151,6 +151,15 @@ def up(
     """
     from hybridshop.db.local import ensure_database
 
+    lock = _hold_state_lock()
+    listeners = [(host, api_port, "--api-port", "HYBRIDSHOP_API_PORT")]
+    if web:
+        listeners.append((host, web_port, "--web-port", "HYBRIDSHOP_WEB_PORT"))
+    if dashboards:
+        listeners.append((host, dashboard_port, "--dashboard-port", "HYBRIDSHOP_DASHBOARD_PORT"))
+    if issuer_port:  # always on loopback
+        listeners.append(("127.0.0.1", issuer_port, "--issuer-port", "HYBRIDSHOP_ISSUER_PORT"))
+    _require_free_ports(listeners)
     stack = Stack(retry_failed_s=retry_failed_s)
     stop_event = threading.Event()
     ok = True
@@ -250,8 +259,68 @@ def up(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("stopped.")
+    lock.close()
     if not ok:
         raise typer.Exit(1)
+
+
+def _require_free_ports(listeners: list[tuple[str, int, str, str]]) -> None:
+    """Before starting anything: each port ``up`` will listen on is free, or a one-line error
+    naming the option that moves it (a server failing to bind later said only "Address
+    already in use", or printed a traceback)."""
+    import errno
+    import socket
+
+    seen: dict[int, str] = {}
+    for host, port, option, variable in listeners:
+        if port in seen:
+            _fail_start(f"{option} and {seen[port]} are both {port}: give each its own port")
+        seen[port] = option
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                _fail_start(
+                    f"port {port} on {host} is taken by another program: stop it, or pass "
+                    f"{option} (or set {variable})"
+                )
+
+
+def _fail_start(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _hold_state_lock() -> IO[str]:
+    """One ``up`` per state folder: a second would share its PostgreSQL and fight over the
+    warehouse and the slot. The lock is the kernel's (flock), so it goes with the process,
+    even after kill -9; the file names the holder."""
+    import fcntl
+
+    state = settings.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "up.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        _fail_start(
+            f"another `hybridshop up` (pid {holder}) is running with the state folder "
+            f"{state}. Stop it (Ctrl-C in its terminal), or give this one its own folder and "
+            "ports: HYBRIDSHOP_HOME=<folder> hybridshop up --api-port … --web-port … "
+            "--pg-port … --dashboard-port …"
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class _Interrupted(Exception):
