@@ -19,6 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from hybridshop.analytics.lookml import filters as fx
+from hybridshop.analytics.lookml.aggregates import AggregatePlan, plan_aggregate
 from hybridshop.analytics.lookml.errors import ElementError, FilterExpressionError, UnsupportedError
 from hybridshop.analytics.lookml.project import Explore, Field, Join, Project, View
 from hybridshop.analytics.lookml.transpile import TranspileError, to_duckdb
@@ -137,6 +138,9 @@ class CompiledQuery:
     # (``run_query`` checks them, once per warehouse version, when given a ``JoinFacts``)
     assumed_sql: str | None = None
     assumes: list[JoinFact] = field(default_factory=list)
+    # aggregate awareness: how to answer the query from an aggregate_table (DuckDB), when one
+    # covers it (``aggregates.py``; ``run_query`` uses it with a ``JoinFacts``)
+    aggregate: AggregatePlan | None = None
 
     @property
     def ok(self) -> bool:
@@ -819,6 +823,10 @@ def compile_query(
             )
             if variant.ok and variant.duckdb_sql != out.duckdb_sql:
                 out.assumed_sql, out.assumes = variant.duckdb_sql, facts
+    if out.ok and _explore is None and ex.aggregate_tables:
+        out.aggregate = plan_aggregate(
+            project, ex, out, list(fields), dict(out.filters), now, table_map
+        )
     return out
 
 

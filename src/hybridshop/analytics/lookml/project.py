@@ -129,6 +129,24 @@ class Join:
 
 
 @dataclass
+class AggregateTable:
+    """An explore's ``aggregate_table:`` (Looker's aggregate awareness): a roll-up of the
+    explore at the grain of ``dimensions`` with ``measures``, restricted by ``filters``
+    (field -> filter expression), persisted per ``materialization`` (``datagroup_trigger``,
+    ``sql_trigger_value``, ``persist_for``, ...). Matching rules: ``aggregates.py``."""
+
+    name: str
+    explore: str
+    file: str
+    line: int
+    dimensions: list[str] = _field(default_factory=list)
+    measures: list[str] = _field(default_factory=list)
+    filters: dict[str, str] = _field(default_factory=dict)
+    timezone: str | None = None
+    materialization: dict[str, Any] = _field(default_factory=dict)
+
+
+@dataclass
 class Explore:
     name: str
     model: str
@@ -139,6 +157,7 @@ class Explore:
     joins: dict[str, Join] = _field(default_factory=dict)
     sql_always_where: str | None = None
     always_filter: list[tuple[str, str]] = _field(default_factory=list)
+    aggregate_tables: list[AggregateTable] = _field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +168,7 @@ class Model:
     includes: list[str]
     explores: dict[str, Explore] = _field(default_factory=dict)
     week_start_day: str = "monday"
+    datagroups: dict[str, dict[str, Any]] = _field(default_factory=dict)
 
 
 @dataclass
@@ -490,6 +510,8 @@ class _Loader:
             )
         if not model.connection:
             self.error(rel, 1, name, "model has no connection")
+        for dg in data.get("datagroups", []):
+            model.datagroups[dg["name"]] = dg
         self.project.models[name] = model
         resolved: list[str] = []
         for pattern in model.includes:
@@ -557,8 +579,52 @@ class _Loader:
                         rel, jline, f"{e['name']}.{j['name']}", f"unknown join type {join.type!r}"
                     )
                 explore.joins[join.name] = join
+            for agg in e.get("aggregate_tables", []):
+                self.add_aggregate(model, explore, agg, src, start, end)
             model.explores[explore.name] = explore
         return resolved
+
+    def add_aggregate(
+        self,
+        model: Model,
+        explore: Explore,
+        agg: dict[str, Any],
+        src: _Source,
+        start: int,
+        end: int,
+    ) -> None:
+        rel = model.file
+        line = src.line("aggregate_table", agg["name"], start, end)
+        label = f"{explore.name}::{agg['name']}"
+        queries = agg.get("queries", [])
+        if len(queries) != 1:
+            self.error(rel, line, label, "aggregate_table needs exactly one query: block")
+            return
+        query = queries[0]
+        filters: dict[str, str] = {}
+        for group in query.get("filters__all", []):
+            for item in group:
+                filters.update({str(k): str(v) for k, v in item.items()})
+        table = AggregateTable(
+            name=agg["name"],
+            explore=explore.name,
+            file=rel,
+            line=line,
+            dimensions=[str(d) for d in query.get("dimensions", [])],
+            measures=[str(m) for m in query.get("measures", [])],
+            filters=filters,
+            timezone=_str(query.get("timezone")),
+            materialization=dict(agg.get("materialization") or {}),
+        )
+        if not table.measures and not table.dimensions:
+            self.error(rel, line, label, "aggregate_table query has no dimensions or measures")
+        materialization = table.materialization
+        if not materialization:
+            self.error(rel, line, label, "aggregate_table needs a materialization: block")
+        trigger = materialization.get("datagroup_trigger")
+        if trigger is not None and trigger not in model.datagroups:
+            self.error(rel, line, label, f"materialization names unknown datagroup {trigger!r}")
+        explore.aggregate_tables.append(table)
 
     def load_views(self, rel: str) -> list[str]:
         """Load the views of one file; return the view files its own includes name."""

@@ -4,12 +4,14 @@ What it checks, without a database: the project loads (syntax, includes, views, 
 unsupported features), every field of every explore compiles on its own (its SQL references
 resolve, measures have what their type needs), every dashboard filter names a field that
 exists and its default value parses, and every element compiles with the dashboard's
-default filter values (fields, filters, sorts, pivots, fill_fields, listen). The SQL of each
+default filter values (fields, filters, sorts, pivots, fill_fields, listen), and every
+``aggregate_table``'s query compiles (its materialization names a declared datagroup). The SQL of each
 is also transpiled to DuckDB.
 """
 
 from __future__ import annotations
 
+from hybridshop.analytics.lookml.aggregates import source_query
 from hybridshop.analytics.lookml.compiler import compile_element, compile_query
 from hybridshop.analytics.lookml.errors import ElementError
 from hybridshop.analytics.lookml.project import Project
@@ -36,6 +38,9 @@ def validate_project(project: Project) -> list[ElementError]:
                         where=(f.file, f.line, f"{explore.name}: {alias}.{f.name}"),
                     )
                     problems.extend(compiled.errors)
+            for table in explore.aggregate_tables:
+                # the aggregate's own query must compile (every field exists in the explore)
+                problems.extend(source_query(project, explore, table).errors)
     for dash in project.dashboards.values():
         for df in dash.filters:
             label = f"{dash.name} filter {df.name}"

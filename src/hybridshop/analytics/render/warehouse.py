@@ -164,7 +164,12 @@ class WarehouseFile:
             assert con is not None
             cur = con.cursor()
             self._in_use[id(con)] = self._in_use.get(id(con), 0) + 1
-            self._cursor_facts[id(cur)] = self._facts.setdefault(id(con), JoinFacts())
+            # one JoinFacts per copy: its join facts and its materialized aggregate tables
+            # (only on a copy held open: per request a materialization would cost each one)
+            facts = self._facts.get(id(con))
+            if facts is None:
+                facts = self._facts[id(con)] = JoinFacts(aggregates=self._hold)
+            self._cursor_facts[id(cur)] = facts
         try:
             cur.execute(f"USE {ALIAS}")
             apply_settings(cur)
@@ -185,12 +190,13 @@ class WarehouseFile:
             return self._cursor_facts.get(id(cursor))
 
     def forget_facts(self) -> None:
-        """Check every fact again (a cold render, for the benchmark)."""
+        """Check every fact again (a cold render, for the benchmark); the aggregate tables
+        materialized on a copy stay (they last as long as the copy)."""
         with self._lock:
             for con_id in list(self._facts):
-                self._facts[con_id] = JoinFacts()
+                self._facts[con_id] = self._facts[con_id].recheck()
             for cur_id in list(self._cursor_facts):
-                self._cursor_facts[cur_id] = JoinFacts()
+                self._cursor_facts[cur_id] = self._cursor_facts[cur_id].recheck()
 
     def _release_if_idle(self) -> None:
         if self._hold or self._con is None or self._in_use.get(id(self._con)):
