@@ -297,7 +297,7 @@ def _plan_one(
     select.set("order", None)
     select.set("limit", None)
     select_sql = select.sql("duckdb")
-    digest = hashlib.sha1(select_sql.encode()).hexdigest()[:10]
+    digest = hashlib.sha256(select_sql.encode()).hexdigest()[:10]
     local_name = f"hybridshop_agg__{ex.name}__{table.name}__{digest}"
     local = f"{CATALOG}.{local_name}"
     view = View(
