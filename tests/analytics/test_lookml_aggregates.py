@@ -81,6 +81,9 @@ def _compare_every_tile(project: Project, con: Any) -> set[str]:
             compiled = compile_element(project, dash, element, filters, now=NOW)
             if not compiled.ok:
                 continue
+            if "CURRENT_TIMESTAMP" in (compiled.duckdb_sql or "").upper():
+                assert compiled.aggregate is None  # now - latest change: moves by itself
+                continue
             base = run_query(compiled, con)  # no facts: Looker's base query
             fast = run_query(compiled, con, facts)
             assert _rows(fast) == _rows(base), (dash, element, filters, fast.sql)

@@ -89,9 +89,15 @@ class WarehouseFile:
     """
 
     def __init__(
-        self, path: Path, *, min_check_interval_s: float = 0.25, hold_open: bool | None = None
+        self,
+        path: Path,
+        *,
+        min_check_interval_s: float = 0.25,
+        hold_open: bool | None = None,
+        aggregates: bool = True,
     ) -> None:
         self.path = Path(path)
+        self._aggregates = aggregates  # materialize aggregate tables on a held copy
         # A read copy is held open between requests. Any other file (a warehouse.duckdb no
         # replicator writes yet) is opened per request, so a replicator started later in
         # another process can still take it for writing.
@@ -168,7 +174,7 @@ class WarehouseFile:
             # (only on a copy held open: per request a materialization would cost each one)
             facts = self._facts.get(id(con))
             if facts is None:
-                facts = self._facts[id(con)] = JoinFacts(aggregates=self._hold)
+                facts = self._facts[id(con)] = JoinFacts(aggregates=self._hold and self._aggregates)
             self._cursor_facts[id(cur)] = facts
         try:
             cur.execute(f"USE {ALIAS}")
