@@ -183,6 +183,7 @@ def run_bi_bench(
     import duckdb
 
     from hybridshop.analytics.lookml import JoinFacts, compile_element, load_project, run_query
+    from hybridshop.analytics.lookml.runner import open_read_only
     from hybridshop.analytics.warehouse import generate
 
     project = load_project()
@@ -194,11 +195,10 @@ def run_bi_bench(
         generate(con, orders)
         con.close()
         progress(f"  {time.perf_counter() - t0:.1f} s")
-        con = duckdb.connect(str(path), read_only=True)
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        # the settings run_query applies, for the hand-written queries too (same connection)
-        con.execute("SET preserve_insertion_order = false")
+        # opened as the dashboards open a read copy (attached read-only in an in-memory
+        # database, where aggregate tables are materialized), with the settings run_query
+        # applies — for the hand-written queries too (same connection)
+        con = open_read_only(path)
         result: dict[str, Any] = {
             "area": "bi",
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other "
@@ -238,6 +238,30 @@ def run_bi_bench(
                     fact_runs.append(checks.ms)
                 facts = checks
             facts_ms = percentile(fact_runs, 50)
+            # aggregate awareness: each aggregate table the tiles read, materialized as on a
+            # new copy (p50 of 3; paid once per copy, reported apart from the tiles), and a
+            # JoinFacts without aggregates for the same tiles' base query ("before")
+            plans = {
+                c.aggregate.local_table: c.aggregate for c in compiled_tiles.values() if c.aggregate
+            }
+            aggregates: dict[str, Any] = {}
+            for plan in plans.values():
+                times = []
+                for _ in range(3):
+                    s = time.perf_counter()
+                    con.execute(plan.materialize_sql)
+                    times.append((time.perf_counter() - s) * 1000)
+                row = con.execute(f"SELECT COUNT(*) FROM {plan.local_table}").fetchone()
+                aggregates[f"{plan.table.explore}::{plan.table.name}"] = {
+                    "materialize_ms": round(percentile(times, 50), 1),
+                    "rows": row[0] if row else 0,
+                }
+                facts.materialized(con, plan)  # the tiles below read it (already created)
+            materialize_ms = sum(a["materialize_ms"] for a in aggregates.values())
+            base_facts = JoinFacts(aggregates=False)
+            for compiled in compiled_tiles.values():
+                for fact in compiled.assumes:
+                    base_facts.holds(con, fact)
             for el in dash.elements:
                 if el.type == "text":
                     continue
@@ -249,7 +273,7 @@ def run_bi_bench(
                 hand = handwritten(dash.name, el.name, default_date if listens_date else "")
                 if hand is None:
                     raise RuntimeError(f"no hand-written query for {dash.name}/{el.name}")
-                ours, theirs = [], []
+                ours, theirs, before = [], [], []
                 ours_rows: list[tuple[Any, ...]] = []
                 hand_rows: list[tuple[Any, ...]] = []
                 for i in range(runs + 1):  # the first of each is a warm-up
@@ -259,9 +283,15 @@ def run_bi_bench(
                     s = time.perf_counter()
                     hand_rows = con.execute(hand).fetchall()
                     b = (time.perf_counter() - s) * 1000
+                    c = None
+                    if compiled.aggregate is not None:  # the same tile without aggregates
+                        s = time.perf_counter()
+                        base_res = run_query(compiled, con, base_facts)
+                        c = (time.perf_counter() - s) * 1000
                     if i:
                         ours.append(a)
                         theirs.append(b)
+                        before.append(a if c is None else c)
                 measures = [f.name for f in compiled.fields if f.is_measure]
                 ours_rows = [
                     tuple(r[f.name] for f in compiled.fields)
@@ -280,7 +310,13 @@ def run_bi_bench(
                     "compile_ms": round(compile_ms, 1),
                     "rows": len(res.rows),
                     "assumed": res.sql == compiled.assumed_sql,
+                    "aggregate": compiled.aggregate.table.name
+                    if compiled.aggregate is not None and res.sql == compiled.aggregate.sql
+                    else None,
+                    "without_aggregates_p50_ms": round(percentile(before, 50), 2),
                 }
+                if compiled.aggregate is not None and _rows_of(base_res) != _rows_of(res):
+                    result["mismatches"].append(f"{dash.name}/{el.name} (aggregate)")
                 progress(
                     f"  {dash.name}/{el.name}: p50 {tiles[el.name]['p50_ms']} ms "
                     f"(hand-written {tiles[el.name]['handwritten_p50_ms']} ms, ratio "
@@ -288,12 +324,26 @@ def run_bi_bench(
                 )
             total_ours = sum(t["p50_ms"] for t in tiles.values())
             total_hand = sum(t["handwritten_p50_ms"] for t in tiles.values())
+            total_before = sum(t["without_aggregates_p50_ms"] for t in tiles.values())
             result["dashboards"][dash.name] = {
                 "p50_tile_ms": max(t["p50_ms"] for t in tiles.values()),
                 "max_tile_ms": max(t["max_ms"] for t in tiles.values()),
                 "ratio_vs_handwritten": round((total_ours + facts_ms) / max(total_hand, 1e-6), 2),
                 "ratio_tiles_only": round(total_ours / max(total_hand, 1e-6), 2),
                 "facts_ms": round(facts_ms, 1),
+                # before aggregate awareness, same run: the base query for every tile
+                "p50_tile_ms_without_aggregates": max(
+                    t["without_aggregates_p50_ms"] for t in tiles.values()
+                ),
+                "ratio_without_aggregates": round(
+                    (total_before + facts_ms) / max(total_hand, 1e-6), 2
+                ),
+                # materializing the aggregate tables, once per warehouse copy
+                "materialize_ms": round(materialize_ms, 1),
+                "ratio_with_materialization": round(
+                    (total_ours + facts_ms + materialize_ms) / max(total_hand, 1e-6), 2
+                ),
+                "aggregates": aggregates,
                 "facts": {
                     f"{f.kind}: {f.describe()}": held
                     for c in compiled_tiles.values()
@@ -323,13 +373,18 @@ def run_bi_bench(
     return result
 
 
+def _rows_of(result: Any) -> list[str]:
+    return sorted(repr(sorted(r.items())) for r in result.rows)
+
+
 def summary(result: dict[str, Any]) -> str:
     """A short table of the per-dashboard figures."""
     lines = [
         f"{result['orders']:,} orders, {result['runs_per_tile']} runs per tile "
         "(shared machine: read the ratios)",
         f"{'dashboard':<16} {'p50 tile ms':>12} {'max tile ms':>12} {'ratio':>6}"
-        f" {'dashboard ms':>13} {'export ms':>10}",
+        f" {'dashboard ms':>13} {'export ms':>10} {'no-agg tile ms':>15} {'no-agg ratio':>13}"
+        f" {'materialize ms':>15}",
     ]
     for name, d in result["dashboards"].items():
         lines.append(
@@ -337,6 +392,9 @@ def summary(result: dict[str, Any]) -> str:
             f"{d.get('max_tile_ms', float('nan')):>12.1f} "
             f"{d.get('ratio_vs_handwritten', float('nan')):>6.2f} "
             f"{d.get('dashboard_ms', float('nan')):>13.1f} {d.get('export_ms', float('nan')):>10.1f}"
+            f" {d.get('p50_tile_ms_without_aggregates', float('nan')):>15.1f}"
+            f" {d.get('ratio_without_aggregates', float('nan')):>13.2f}"
+            f" {d.get('materialize_ms', float('nan')):>15.1f}"
         )
     if result.get("mismatches"):
         lines.append(
