@@ -328,3 +328,23 @@ def test_no_materialization_on_a_file_opened_per_request(project: Project, known
         assert result.rows == [{"public_orders.count": 5}]
     finally:
         warehouse.close()
+
+
+def test_show_sql_shows_the_aggregate_that_ran(project: Project, tmp_path: Path) -> None:
+    from hybridshop.analytics.render.service import DashboardService
+
+    path = tmp_path / "warehouse.read.duckdb"
+    con = duckdb.connect(str(path))
+    fill_known(con)
+    con.close()
+    warehouse = WarehouseFile(path, min_check_interval_s=0)
+    service = DashboardService(warehouse, load_project=lambda _dir: project, now=NOW)
+    try:
+        covered = service.tile("sales", "revenue_by_category", ALL_DATES)
+        assert not covered.errors
+        assert (covered.duckdb_sql or "").startswith(AGGREGATE_MARK)
+        assert "hybridshop_agg" not in (covered.bigquery_sql or "")  # Looker's SQL
+        base = service.tile("sales", "average_order_value", ALL_DATES)
+        assert not base.errors and AGGREGATE_MARK not in (base.duckdb_sql or "")
+    finally:
+        warehouse.close()

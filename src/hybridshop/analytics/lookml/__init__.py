@@ -41,13 +41,19 @@ The public contract (what the dashboard renderer, server, export and CLI build o
     ``UnsupportedError`` for a feature we do not implement); ``ok`` is True when there is SQL
     to run. ``assumed_sql`` / ``assumes``: DuckDB SQL with the same rows when every
     ``JoinFact`` in ``assumes`` holds for the data (None / [] when no fact would help).
+    ``aggregate``: an ``AggregatePlan`` when an explore's ``aggregate_table`` covers the query
+    (aggregate awareness, ``aggregates.py``): ``materialize_sql`` creates the roll-up, ``sql``
+    reads it.
 
 ``run_query(compiled, warehouse, facts=None) -> QueryResult``
     ``warehouse`` is a DuckDB connection (its ``TimeZone`` is set to UTC) or a path to a
     DuckDB file (opened read-only). ``facts`` (a ``JoinFacts`` for the warehouse's current
     data) lets it run ``compiled.assumed_sql`` — the same rows by a cheaper plan — when the
     ``JoinFact``s it assumes hold (every order has its product: INNER instead of LEFT JOIN;
-    no product has two orders: no ``COUNT(DISTINCT pk)``); ``QueryResult.sql`` is what ran. ``QueryResult.rows`` is a list of dicts keyed by
+    no product has two orders: no ``COUNT(DISTINCT pk)``), and read an aggregate table that
+    covers the query (materialized once per ``JoinFacts``, i.e. per warehouse copy, in the
+    connection's in-memory catalog; the base query when it cannot be); ``QueryResult.sql``
+    is what ran. ``QueryResult.rows`` is a list of dicts keyed by
     field name, un-pivoted (long form: one row per dimension + pivot value), dates filled
     for ``fill_fields``; ``QueryResult.pivot_values`` lists the distinct pivot tuples;
     ``QueryResult.wide_rows()`` gives Looker's pivoted table form. Raises ``ValueError``
