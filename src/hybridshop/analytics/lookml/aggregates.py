@@ -210,7 +210,13 @@ def _plan_one(
     if any(filters.get(ref) != expr for ref, expr in table.filters.items()):
         return None
     query_dims = [r for r in fields if not base.field_info(r).is_measure]
-    exact = set(query_dims) == set(table.dimensions) and all(r in query_dims for r in remaining)
+    # exact grain: one aggregate row per result row, and no join of the roll-up that could
+    # drop a base row (symmetric aggregates take care of the ones that repeat rows)
+    exact = (
+        set(query_dims) == set(table.dimensions)
+        and all(r in query_dims for r in remaining)
+        and all(ex.joins[a].type == "left_outer" for a in aliases if a != ex.name)
+    )
 
     vname = f"__aggregate__{ex.name}__{table.name}"
     synthetic: dict[str, Field] = {}
@@ -221,13 +227,11 @@ def _plan_one(
         hit = groups.get((alias, f.group))
         if hit is None or f.timeframe not in DERIVES[hit[0]]:
             return None
-        grain, ref = hit
+        _grain, ref = hit
         group = _mangle(f"{alias}.{f.group}")
-        column = _column(ref)
-        if grain == "date":
-            sql, datatype = f"${{TABLE}}.{column}", "date"
-        else:  # FORMAT_TIMESTAMP('%F %H') back to the hour's TIMESTAMP
-            sql, datatype = f"TIMESTAMP(${{TABLE}}.{column} || ':00:00')", None
+        # the local table stores the hour / day as its TIMESTAMP (``materialize_sql``), so
+        # each timeframe is Looker's SQL over a TIMESTAMP, as on the base table
+        sql, datatype = f"${{TABLE}}.{_column(ref)}", None
         name = f"{group}_{f.timeframe}"
         synthetic[name] = Field(
             view=vname,
@@ -297,6 +301,16 @@ def _plan_one(
     select.set("order", None)
     select.set("limit", None)
     select_sql = select.sql("duckdb")
+    # Looker stores the hour as '%F %H' text and the date as a DATE; locally the roll-up keeps
+    # the TIMESTAMP each stands for (the same rows; no text parsed per query)
+    as_timestamp = [
+        f"CAST({_column(ref)} || ':00:00' AS TIMESTAMP) AS {_column(ref)}"
+        if grain == "hour"
+        else f"CAST({_column(ref)} AS TIMESTAMP) AS {_column(ref)}"
+        for grain, ref in groups.values()
+    ]
+    if as_timestamp:
+        select_sql = f"SELECT * REPLACE ({', '.join(as_timestamp)}) FROM ({select_sql}) AS rollup"
     digest = hashlib.sha256(select_sql.encode()).hexdigest()[:10]
     local_name = f"hybridshop_agg__{ex.name}__{table.name}__{digest}"
     local = f"{CATALOG}.{local_name}"
