@@ -10,6 +10,7 @@ import pytest
 
 from hybridshop.core import validation
 from hybridshop.core.errors import InvalidInput
+from hybridshop.core.models import PurchaseRequest
 from hybridshop.core.validation import (
     decode_json_body,
     encode_cursor,
@@ -237,3 +238,20 @@ def test_text_rules_unchanged_by_the_fast_paths() -> None:
     assert product.description == "two\nlines\tand\r\ntabs"
     with pytest.raises(InvalidInput):
         parse_new_product({"name": "Lamp", "price": "1.00", "description": "bell\x07"})
+
+
+def test_request_fingerprint_is_sha256_of_the_canonical_json() -> None:
+    """Stored fingerprints must stay comparable: the exact bytes hashed do not change."""
+    import hashlib
+    import json
+
+    for request in [
+        PurchaseRequest(buyer_ref="shopper-00001", channel="web", idempotency_key="k"),
+        PurchaseRequest(buyer_ref=None, channel="api"),
+        PurchaseRequest(buyer_ref='ü "quoted" \\ ✓', channel="mobile"),
+    ]:
+        canonical = json.dumps(
+            [42, request.buyer_ref, request.channel], separators=(",", ":"), ensure_ascii=True
+        )
+        expected = hashlib.sha256(canonical.encode()).hexdigest()
+        assert validation.request_fingerprint(42, request) == expected

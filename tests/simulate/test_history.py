@@ -3,6 +3,7 @@ its determinism, and the refusals (same seed twice, a database that may be produ
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter, defaultdict
 from datetime import date
@@ -174,6 +175,30 @@ def test_same_seed_same_history_and_second_run_refused(pg: EmbeddedPostgres) -> 
     assert query(first, sql) != query(other, sql)
     with pytest.raises(BackfillRefused, match="already holds the history of --seed 5"):
         run(first, config)
+
+
+def test_batches_of_days_write_what_day_by_day_writing_writes(pg: EmbeddedPostgres) -> None:
+    """Days written together (one add_products and one purchase_many for many days) answer
+    every purchase as one day at a time does: the same rows, ids included."""
+    day_by_day, batched = create_database(pg), create_database(pg)
+    config = BackfillConfig(days=10, seed=7, orders_per_day=80, until=UNTIL)
+    one = run(day_by_day, dataclasses.replace(config, batch_rows=1))
+    many = run(batched, dataclasses.replace(config, batch_rows=100_000))
+    timing = {"seconds": 0, "rows_per_s": 0}
+    assert one.to_dict() | timing == many.to_dict() | timing
+    assert one.replays > 0 and one.already_sold > 0
+    for sql in (
+        "SELECT * FROM products ORDER BY id",
+        "SELECT * FROM orders ORDER BY id",
+    ):
+        assert query(day_by_day, sql) == query(batched, sql)
+    # orders are numbered in the order they were bought
+    ((unordered,),) = query(
+        batched,
+        "SELECT count(*) FROM (SELECT purchased_at < lag(purchased_at) OVER (ORDER BY id) AS back "
+        "FROM orders) t WHERE back",
+    )
+    assert unordered == 0
 
 
 def test_local_database_detection() -> None:

@@ -290,7 +290,7 @@ def _backfill(
     previous = signal.signal(signal.SIGINT, _stop)
     console.print(
         f"writing {days} days of history ({config.first_date()} .. {config.end_date()}, "
-        f"seed {seed}), one transaction per day",
+        f"seed {seed}), about {config.batch_rows:,} rows per transaction",
         highlight=False,
     )
     try:
@@ -317,5 +317,7 @@ def _backfill(
     console.print(backfill_table(result))
     _write_json(summary_json, {"seed": seed, **result.to_dict()})
     if stopping["yes"]:
-        console.print(f"stopped by Ctrl-C after {result.days} days (each day is committed)")
+        console.print(
+            f"stopped by Ctrl-C after {result.days} days (every day counted is committed)"
+        )
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg2
@@ -216,25 +217,33 @@ def add_products(
     return sorted(r[0] for r in result)
 
 
+def _element_text(value: Any) -> str:
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def pg_array(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal (``{"a","b",NULL}``) for a bound ``%s::type[]`` parameter:
     every element double-quoted with ``\\`` and ``"`` escaped, so any text round-trips."""
-    texts: list[str | None] = []
-    for value in values:
-        if value is None or type(value) is str:
-            texts.append(value)
-        elif value is True or value is False:
-            texts.append("t" if value else "f")
-        elif isinstance(value, datetime):
-            texts.append(value.isoformat())
-        else:
-            texts.append(str(value))
-    if None not in texts:
+    kinds = set(map(type, values))
+    texts: list[str | None]
+    if kinds <= {str}:
+        texts = list(values)
+    elif kinds == {datetime}:
+        texts = list(map(datetime.isoformat, values))
+    elif kinds <= {int, Decimal}:
+        texts = list(map(str, values))
+    else:
+        texts = [None if v is None else _element_text(v) for v in values]
+    if not texts:
+        return "{}"
+    if type(None) not in kinds:
         # the common case (a bulk write of history): no NULL, and nothing to escape unless
         # a backslash occurs or a quote besides the separators' — two scans of one string
         strings: list[str] = texts  # type: ignore[assignment]
-        if not strings:
-            return "{}"
         joined = '","'.join(strings)
         if "\\" not in joined and joined.count('"') == 2 * (len(strings) - 1):
             return '{"' + joined + '"}'
@@ -399,35 +408,37 @@ class PurchaseOutcome:
 
 # The batch form of PURCHASE_AT_SQL: the same guarded UPDATE feeding the INSERT, for many
 # (product, request, time) rows at once. ``ids`` holds each product once, with the request
-# that may buy it (the first one of the batch whose key is not used yet); the UPDATE finds
-# the rows by primary key (no join, so no plan that walks the whole index) and takes each
-# row's time from the same position of ``ats``.
+# that may buy it (the first one of the batch whose key is not used yet). The UPDATE finds the
+# rows by primary key (``= ANY``: no plan that walks the whole table) and takes each row's
+# request, time included, from the join with ``req``; the orders are inserted in the order of
+# the requests, so their ids follow it.
 PURCHASE_MANY_SQL = """
     WITH req AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(buyers)s::text[], %(channels)s::text[],
                              %(keys)s::text[], %(callers)s::text[], %(fingerprints)s::text[],
-                             %(pos)s::int[])
-                      AS r(product_id, buyer_ref, channel, key, caller, fingerprint, pos)
+                             %(ats)s::timestamptz[], %(pos)s::int[])
+                      AS r(product_id, buyer_ref, channel, key, caller, fingerprint, at, pos)
     ),
     sold AS (
         UPDATE products p
-        SET available = false,
-            updated_at = (%(ats)s::timestamptz[])[array_position(%(ids)s::bigint[], p.id)]
-        WHERE p.id = ANY(%(ids)s::bigint[]) AND p.available
-        RETURNING p.id, p.name, p.price, p.currency, p.updated_at AS at
+        SET available = false, updated_at = r.at
+        FROM req r
+        WHERE p.id = ANY(%(ids)s::bigint[]) AND p.id = r.product_id AND p.available
+        RETURNING p.id, p.name, p.price, p.currency, p.updated_at AS at, r.buyer_ref,
+                  r.channel, r.key, r.caller, r.fingerprint, r.pos
     ),
     ins AS (
         INSERT INTO orders
             (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at,
              idempotency_caller, request_fingerprint)
-        SELECT s.id, s.price, s.currency, r.buyer_ref, r.channel, r.key, s.at, r.caller,
-               r.fingerprint
-        FROM sold s JOIN req r ON r.product_id = s.id
+        SELECT id, price, currency, buyer_ref, channel, key, at, caller, fingerprint
+        FROM sold
+        ORDER BY pos
         RETURNING id, product_id, price, currency, purchased_at, buyer_ref, channel
     )
-    SELECT r.pos, ins.id, ins.product_id, s.name, ins.price, ins.currency, ins.purchased_at,
+    SELECT s.pos, ins.id, ins.product_id, s.name, ins.price, ins.currency, ins.purchased_at,
            ins.buyer_ref, ins.channel
-    FROM ins JOIN req r ON r.product_id = ins.product_id JOIN sold s ON s.id = ins.product_id
+    FROM ins JOIN sold s ON s.id = ins.product_id
 """
 
 

@@ -457,10 +457,13 @@ def parse_idempotency_key(raw: str) -> str:
 def request_fingerprint(product_id: int, request: PurchaseRequest) -> str:
     """What identifies a purchase request for its idempotency key: the product and the body
     as validated (so formatting differences in the JSON do not matter)."""
-    canonical = json.dumps(
-        [product_id, request.buyer_ref, request.channel], separators=(",", ":"), ensure_ascii=True
-    )
+    canonical = _CANONICAL_JSON.encode([product_id, request.buyer_ref, request.channel])
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# what json.dumps(..., separators=(",", ":"), ensure_ascii=True) builds on every call, built
+# once (a bulk history computes one fingerprint per purchase)
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def parse_product_id(raw: str | None) -> int:
