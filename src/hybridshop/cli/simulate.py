@@ -279,9 +279,15 @@ def _backfill(
     if iam:
         from hybridshop.db.connection import DatabaseConfig, connect
 
-        conn = connect(DatabaseConfig.from_env())
+        def open_connection() -> Any:
+            return connect(DatabaseConfig.from_env())
     else:
-        conn = psycopg2.connect(ensure_database(pg_port).dsn, application_name="hybridshop-history")
+        local_dsn = ensure_database(pg_port).dsn
+
+        def open_connection() -> Any:
+            return psycopg2.connect(local_dsn, application_name="hybridshop-history")
+
+    conn = open_connection()
     stopping = {"yes": False}
 
     def _stop(*_: object) -> None:
@@ -308,6 +314,7 @@ def _backfill(
                 config,
                 on_day=lambda _i, r: progress.update(task, completed=r.days),
                 should_stop=lambda: stopping["yes"],
+                connect=open_connection,  # listings and purchases on two backends at once
             )
     except BackfillRefused as exc:
         raise _fail(str(exc)) from None

@@ -21,6 +21,7 @@ two runs with the same arguments on equal databases write the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import queue
 import random
@@ -36,7 +37,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import psycopg2.extensions
 
-from hybridshop.core.catalog import add_products, purchase_many
+from hybridshop.core.catalog import PurchaseOutcome, add_products, purchase_many
 from hybridshop.core.errors import AlreadySold, IdempotencyConflict
 from hybridshop.core.models import NewProduct, PurchaseRequest
 from hybridshop.core.validation import parse_new_product, parse_purchase
@@ -258,9 +259,13 @@ def backfill(
     config: BackfillConfig,
     on_day: Callable[[int, BackfillResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    connect: Callable[[], Any] | None = None,
 ) -> BackfillResult:
-    """Write ``config.days`` days of history on ``conn``, one transaction per batch of
-    consecutive days (``config.batch_rows``); ``on_day`` is called for each day written."""
+    """Write ``config.days`` days of history on ``conn``, in batches of consecutive days
+    (``config.batch_rows``); ``on_day`` is called for each day written. With ``connect`` (a
+    second connection to the same database) listings and purchases are written by two
+    backends at once, each batch as two transactions (its listings, then its purchases);
+    without, one transaction per batch."""
     if config.days < 1:
         raise ValueError("--backfill-days must be at least 1")
     conn.autocommit = False
@@ -283,7 +288,10 @@ def backfill(
     # PostgreSQL to write the previous batch (psycopg2 lets go of the GIL while it waits), so
     # the two cores work at once. One process: nothing is pickled between planner and writer
     # (a process pair spent more CPU moving the plans than planning them).
-    writer = _Writer(conn, result)
+    second = connect() if connect is not None else None
+    if second is not None:
+        second.autocommit = False
+    writer = _Writer(conn, result, second)
     # The bulk allocates millions of short-lived objects and makes no reference cycles worth
     # collecting: the cyclic collector only costs CPU here (~10%, measured). Back on after.
     collecting = gc.isenabled()
@@ -296,7 +304,7 @@ def backfill(
     try:
         for index in range(config.days):
             if should_stop is not None and should_stop():
-                break
+                break  # Ctrl-C: the batch being written is committed, the queued ones dropped
             day = planner.plan(index, first + timedelta(days=index))
             batch.append(day)
             rows += len(day.products) + len(day.purchases)
@@ -304,48 +312,89 @@ def backfill(
                 writer.put(batch, on_day, should_stop)
                 batch, rows = [], 0
             writer.report(on_day)
-        writer.finish(on_day)
+        else:
+            writer.finish(on_day)
     finally:
         writer.close()
         if collecting:
             gc.enable()
+        if second is not None:
+            second.close()
     result.seconds = time.perf_counter() - started
     return result
 
 
 class _Writer:
-    """The writer thread: batches of days in, one transaction each, in order. Days written
-    are counted into ``result`` by the caller's thread (``report``), which also calls
-    ``on_day``; an error of the writer is raised in the caller's thread."""
+    """Writer threads: batches of days in, in order. With one connection, one thread writes
+    each batch in one transaction (listings, then purchases). With a second connection
+    (``purchases_conn``) it is a two-stage pipeline on two PostgreSQL backends: one thread
+    commits the listings of batch k+1 while the other commits the purchases of batch k (a
+    purchase only names listings committed before it). Product ids are drawn by the first
+    connection alone and order ids by the second alone, in order, so the rows are the same
+    either way. Days written are counted into ``result`` by the caller's thread
+    (``report``), which also calls ``on_day``; an error of a writer is raised there."""
 
-    def __init__(self, conn: Any, result: BackfillResult) -> None:
-        self.conn = conn
+    def __init__(self, conn: Any, result: BackfillResult, purchases_conn: Any = None) -> None:
         self.result = result
         self.batches: queue.Queue[list[_Day] | None] = queue.Queue(maxsize=2)
+        self.listed: queue.Queue[list[_Day] | None] = queue.Queue(maxsize=2)
         self.written: queue.Queue[int] = queue.Queue()
+        self.failed = threading.Event()
         self.error: BaseException | None = None
         self.ids: list[int] = []  # product id of each listing, by listing index
-        self.thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        if purchases_conn is None:
+            targets = [(self._write_whole, conn)]
+        else:
+            targets = [(self._list, conn), (self._buy, purchases_conn)]
+        self.threads = [
+            threading.Thread(target=self._guard, args=t, name=f"history-writer-{n}", daemon=True)
+            for n, t in enumerate(targets)
+        ]
 
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
-    def _run(self) -> None:
+    def _guard(self, stage: Callable[[Any], None], conn: Any) -> None:
         try:
-            while True:
-                batch = self.batches.get()
-                if batch is None:
-                    return
-                _write_days(self.conn, batch, self.ids, self.result)
-                self.written.put(len(batch))
+            stage(conn)
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-            self.error = exc
+            if self.error is None:
+                self.error = exc
+            self.failed.set()
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Put, unless another writer failed (then nobody would take it)."""
+        while not self.failed.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _write_whole(self, conn: Any) -> None:
+        while (batch := self.batches.get()) is not None:
+            _write_days(conn, batch, self.ids, self.result)
+            self.written.put(len(batch))
+
+    def _list(self, conn: Any) -> None:
+        while (batch := self.batches.get()) is not None:
+            _list_days(conn, batch, self.ids, self.result)
+            if not self._put(self.listed, batch):
+                return
+        self._put(self.listed, None)
+
+    def _buy(self, conn: Any) -> None:
+        while (batch := self.listed.get()) is not None:
+            _buy_days(conn, batch, self.ids, self.result)
+            self.written.put(len(batch))
 
     def _check(self) -> None:
         if self.error is not None:
             raise self.error
-        if not self.thread.is_alive():
-            raise RuntimeError("the history writer thread stopped")
+        if not any(thread.is_alive() for thread in self.threads):
+            raise RuntimeError("the history writer threads stopped")
 
     def put(
         self,
@@ -377,33 +426,33 @@ class _Writer:
 
     def finish(self, on_day: Callable[[int, BackfillResult], None] | None) -> None:
         """Wait for every batch handed over to be written."""
-        self.put_end()
-        while self.thread.is_alive():
-            self.thread.join(timeout=0.2)
-            self.report(on_day)
+        self._put(self.batches, None)
+        for thread in self.threads:
+            while thread.is_alive():
+                thread.join(timeout=0.2)
+                self.report(on_day)
         self.report(on_day)
         if self.error is not None:
             raise self.error
 
-    def put_end(self) -> None:
-        while self.thread.is_alive():
-            try:
-                self.batches.put(None, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
     def close(self) -> None:
-        """Stop after the batch being written (each batch is its own transaction); batches
-        not started yet are dropped."""
-        if self.thread.is_alive():
+        """Stop after the batches being written (each stage commits what it started, so the
+        purchases of every committed listing batch are written too); batches not started
+        are dropped."""
+        if any(thread.is_alive() for thread in self.threads):
             while True:
                 try:
                     self.batches.get_nowait()
                 except queue.Empty:
                     break
-            self.put_end()
-            self.thread.join()
+            self._put(self.batches, None)
+            if self.failed.is_set():
+                # a stage that failed takes nothing more: unblock the other one
+                for q in (self.batches, self.listed):
+                    with contextlib.suppress(queue.Full):
+                        q.put_nowait(None)
+            for thread in self.threads:
+                thread.join()
         self.report(None)
 
 
@@ -412,18 +461,9 @@ def _write_days(conn: Any, plans: list[_Day], ids: list[int], result: BackfillRe
     purchases, in time order, in one ``purchase_many`` (a purchase only ever names an item
     listed before it, and no item is offered on two days after it sold, so the batch answers
     each purchase as day-by-day writing would)."""
-    products = [item for plan in plans for item in plan.products]
-    purchases = [p for plan in plans for p in plan.purchases]
     try:
-        new_ids = add_products(conn, products, commit=False)
-        outcomes = purchase_many(
-            conn,
-            [
-                (new_ids[i - len(ids)] if i >= len(ids) else ids[i], request, at)
-                for i, request, at, _category in purchases
-            ],
-            commit=False,
-        )
+        new_ids = _add_listings(conn, plans)
+        outcomes = _purchase(conn, plans, [*ids, *new_ids])
         conn.commit()
     except BaseException:
         if not conn.closed:
@@ -431,6 +471,48 @@ def _write_days(conn: Any, plans: list[_Day], ids: list[int], result: BackfillRe
         raise
     ids.extend(new_ids)
     result.products += len(new_ids)
+    _count(plans, outcomes, result)
+
+
+def _list_days(conn: Any, plans: list[_Day], ids: list[int], result: BackfillResult) -> None:
+    """The listings of consecutive days, one transaction (the pipeline's first stage)."""
+    try:
+        new_ids = _add_listings(conn, plans)
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+    ids.extend(new_ids)
+    result.products += len(new_ids)
+
+
+def _buy_days(conn: Any, plans: list[_Day], ids: list[int], result: BackfillResult) -> None:
+    """The purchases of consecutive days whose listings are committed, one transaction."""
+    try:
+        outcomes = _purchase(conn, plans, ids)
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+    _count(plans, outcomes, result)
+
+
+def _add_listings(conn: Any, plans: list[_Day]) -> list[int]:
+    return add_products(conn, [item for plan in plans for item in plan.products], commit=False)
+
+
+def _purchase(conn: Any, plans: list[_Day], ids: list[int]) -> list[PurchaseOutcome]:
+    return purchase_many(
+        conn,
+        [(ids[i], request, at) for plan in plans for i, request, at, _c in plan.purchases],
+        commit=False,
+    )
+
+
+def _count(plans: list[_Day], outcomes: list[PurchaseOutcome], result: BackfillResult) -> None:
+    purchases = [p for plan in plans for p in plan.purchases]
     for (_i, _request, at, category), outcome in zip(purchases, outcomes, strict=True):
         if outcome.order is not None and outcome.created:
             result.orders += 1
