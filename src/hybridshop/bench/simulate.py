@@ -240,10 +240,15 @@ def measure_live(
         _stop(gateway)
     entries = [json.loads(line) for line in (workdir / "requests.jsonl").read_text().splitlines()]
     entries.sort(key=lambda e: e["t"])
+    # orders, as the simulator counts them: a 200 to a double click is the replay of an
+    # order already counted, not a purchase
     purchases = sum(
         1
         for e in entries
-        if e["method"] == "POST" and e["path"].endswith("/purchase") and e["status"] == 200
+        if e["method"] == "POST"
+        and e["path"].endswith("/purchase")
+        and e["status"] == 200
+        and e.get("action") != "double-click"
     )
     gateway, port = _start_gateway(ceiling_dsn, workdir, 8)
     try:
