@@ -282,7 +282,7 @@ def _backfill(
         def open_connection() -> Any:
             return connect(DatabaseConfig.from_env())
     else:
-        local_dsn = ensure_database(pg_port).dsn
+        local_dsn = ensure_database(pg_port, stop_at_exit=True).dsn
 
         def open_connection() -> Any:
             return psycopg2.connect(local_dsn, application_name="hybridshop-history")
@@ -296,7 +296,7 @@ def _backfill(
     previous = signal.signal(signal.SIGINT, _stop)
     console.print(
         f"writing {days} days of history ({config.first_date()} .. {config.end_date()}, "
-        f"seed {seed}), about {config.batch_rows:,} rows per transaction",
+        f"seed {seed}), in batches of about {config.batch_rows:,} rows",
         highlight=False,
     )
     try:
