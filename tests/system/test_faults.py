@@ -89,11 +89,6 @@ def test_postgres_restart_during_load_gives_clean_503s_then_recovers(system: Sys
     books_balance(system.home, system.dsn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the local gateway never sheds load: with every environment busy a request "
-    "queues (up to the 30 s integration timeout) instead of API Gateway's 429 + Retry-After",
-)
 def test_overload_is_shed_with_429_and_retry_after_while_a_probe_stays_responsive(
     system: System,
 ) -> None:
