@@ -10,6 +10,7 @@ appends them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridshop.datastream.pgoutput import UNCHANGED, Tuple, Value, format_lsn
+from hybridshop.datastream.source import PrerequisiteError
 from hybridshop.datastream.statestore import OK, STOPPED, Reject, StateStore, TableState
 from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
 
@@ -431,6 +433,70 @@ def _append_meta(ts: str, cs: str, op: str) -> str:
     )
 
 
+class WarehouseUnavailable(PrerequisiteError):
+    """The warehouse file cannot be opened or written (held by another process, read-only,
+    disk full). Nothing is lost: the replication slot keeps every change the warehouse has
+    not committed, and the next run catches up once the cause is fixed. The message says
+    what to do."""
+
+
+_FILE_FIXES = (
+    (
+        ("no space left", "disk quota", "file too large"),
+        "free disk space on its file system (or raise the file size limit)",
+    ),
+    (
+        ("read-only file system", "permission denied", "operation not permitted"),
+        "make the file and its folder writable by this user (chmod u+w; as root, "
+        "chattr -i if it is immutable; remount read-write)",
+    ),
+)
+_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def warehouse_fault(
+    path: Path, exc: BaseException, *, opening: bool = False
+) -> WarehouseUnavailable | None:
+    """What a failure on the warehouse file means, as a fix (DuckDB reports a full disk as
+    a failed commit, a lock or a denied open as an I/O error); None when ``exc`` is not
+    about the file. ``opening``: ``exc`` came from opening it, so it is about the file."""
+    import duckdb
+
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if opening and not isinstance(exc, (OSError, duckdb.Error)):
+        return None
+    if not opening:
+        if isinstance(exc, OSError) and exc.errno not in _FILE_ERRNOS:
+            return None
+        if not isinstance(exc, (OSError, duckdb.Error)):
+            return None
+    lowered = detail.lower()
+    if isinstance(exc, duckdb.IOException) and "lock" in lowered:
+        from hybridshop.datastream.liveness import read_liveness
+
+        live = read_liveness(path)
+        who = f" (replicator pid {live.get('pid')})" if live.get("running") else ""
+        return WarehouseUnavailable(
+            f"cannot open {path}: another process holds it{who}. Stop it, or pass another "
+            f"--duckdb. ({detail})"
+        )
+    for needles, fix in _FILE_FIXES:
+        if any(n in lowered for n in needles):
+            return WarehouseUnavailable(
+                f"cannot write the warehouse {path}: {detail}. Fix: {fix}; the replication "
+                "slot keeps every change until then, and the replicator catches up when it "
+                "runs again."
+            )
+    if "not a valid duckdb" in lowered:
+        return WarehouseUnavailable(
+            f"cannot use the warehouse {path}: {detail} Fix: move it aside; the replicator "
+            "then copies every table again into a new one."
+        )
+    if opening or isinstance(exc, (OSError, duckdb.IOException)):
+        return WarehouseUnavailable(f"cannot use the warehouse {path}: {detail}")
+    return None
+
+
 class Warehouse:
     """The one writing connection to the DuckDB file."""
 
@@ -441,8 +507,11 @@ class Warehouse:
 
         self.path = path
         self.layout = layout
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(path))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(path))
+        except (duckdb.IOException, OSError) as exc:
+            raise warehouse_fault(path, exc, opening=True) or exc from None
         self._con.execute("SET TimeZone = 'UTC'")
         row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
         self._default_memory_limit = str(row[0]) if row else None

@@ -19,13 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
 from hybridshop.datastream import pgoutput as po
 from hybridshop.datastream.backfill import BackfillOptions, backfill
-from hybridshop.datastream.destination import MERGE, SINGLE_DATASET, StreamLayout, Warehouse
+from hybridshop.datastream.destination import (
+    MERGE,
+    SINGLE_DATASET,
+    StreamLayout,
+    Warehouse,
+    warehouse_fault,
+)
 from hybridshop.datastream.liveness import LivenessReporter
 from hybridshop.datastream.source import (
     PrerequisiteError,
@@ -129,6 +136,13 @@ class Replicator:
                 try:
                     self._session(stop, resync=self.config.resync and first)
                     return
+                except (duckdb.Error, OSError) as exc:
+                    # the warehouse file failing (full disk, read-only): a clear error
+                    # naming the fix, not a traceback; the slot keeps the changes meanwhile
+                    fault = warehouse_fault(self.config.duckdb_path, exc)
+                    if fault is None:
+                        raise
+                    raise fault from None
                 except psycopg2.Error as exc:
                     # A lost replication stream surfaces as OperationalError, InterfaceError
                     # or a bare DatabaseError ("no COPY in progress"): reconnect in all cases.

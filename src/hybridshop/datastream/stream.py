@@ -86,6 +86,7 @@ class StreamApplier:
             # Nothing buffered from the server: we are caught up with what it sent.
             if self.ready or self.heartbeat is not None:
                 self.apply()
+            self.confirm_sent()
             self.rep.counters.caught_up = self.current is None and not self.streams
             now = time.monotonic()
             if now >= self.heartbeat_due:
@@ -322,6 +323,21 @@ class StreamApplier:
                 writer.reject_change("DELETE", change.old, cs, KEYLESS_REASON)
                 return
             writer.delete(change.old, ts_ms, cs)
+
+    def confirm_sent(self) -> None:
+        """With nothing received and unapplied, confirm the position the walsender says it
+        has sent (its keepalive's WAL end), as PostgreSQL's own apply worker does when it has
+        no pending transaction. WAL the publication does not cover (other tables, vacuum,
+        checkpoints) then stops holding the slot back until the next heartbeat; a
+        transaction still being received or staged is never skipped over (for logical
+        replication a data message's WAL end is its own position, never further)."""
+        if self.ready or self.current is not None or self.streams or self.heartbeat:
+            return
+        sent = int(self.cur.wal_end or 0)
+        if sent > self.applied_lsn:
+            self.applied_lsn = sent
+            self.cur.send_feedback(write_lsn=sent, flush_lsn=sent, force=True)
+            self.rep.counters.lsn = sent
 
     def keepalive(self) -> None:
         """While a long transaction is applied nothing is read from the stream, so psycopg2
