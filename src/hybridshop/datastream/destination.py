@@ -93,6 +93,9 @@ class _Change:
     ts_ms: int
     cs: str
     lookup_key: tuple[Value, ...] | None = None  # where unchanged TOAST values live
+    # The source change this is part of (its cs): an UPDATE that moves the key stages as an
+    # UPDATE-DELETE and an UPDATE-INSERT, rejected together or not at all.
+    group: str = ""
 
 
 @dataclass
@@ -179,9 +182,11 @@ class TableWriter:
             return
         if old_key != new_key:
             assert old is not None
-            self._record(old_key, _Change("UPDATE-DELETE", list(old), ts_ms, cs_delete, old_key))
+            self._record(
+                old_key, _Change("UPDATE-DELETE", list(old), ts_ms, cs_delete, old_key, cs)
+            )
             self.images.pop(old_key, None)
-        self._record(new_key, _Change("UPDATE-INSERT", new, ts_ms, cs, old_key))
+        self._record(new_key, _Change("UPDATE-INSERT", new, ts_ms, cs, old_key, cs))
 
     def delete(self, old: Tuple, ts_ms: int, cs: str) -> None:
         key = self._key(old)
@@ -191,19 +196,27 @@ class TableWriter:
     def _record(self, key: tuple[Value, ...], change: _Change) -> None:
         if change.op in ("INSERT", "UPDATE-INSERT"):
             self.images[key] = change.row
-        if self.style == "merge":
-            self.pending_merge[key] = change
-        else:
+        if not change.group:
+            change.group = change.cs
+        if self._chained:
             self.pending_append.append(change)
+        else:
+            self.pending_merge[key] = change
+
+    @property
+    def _chained(self) -> bool:
+        """Changes kept in order, every one staged. Merge keeps only each key's last image,
+        except in careful mode: a rejected change must leave the key at its last change that
+        was not rejected (an INSERT then a rejected UPDATE keeps the INSERT), so every image
+        is staged and the last one left after rejecting wins (``_last_per_key``)."""
+        return self.style != "merge" or self.careful
 
     def has_pending(self) -> bool:
         return bool(self.pending_merge or self.pending_append or self.truncate_first)
 
     # --- writing ------------------------------------------------------------------------
     def flush(self, con: Any) -> None:
-        changes = (
-            list(self.pending_merge.values()) if self.style == "merge" else self.pending_append
-        )
+        changes = self.pending_append if self._chained else list(self.pending_merge.values())
         if self.truncate_first and self.style != "append":
             con.execute(f"DELETE FROM {self.ref}")
         self.truncate_first = False
@@ -255,6 +268,8 @@ class TableWriter:
             "__cs": [c.cs for c in changes],
             "__seq": list(range(len(changes))),
         }
+        if self.careful:
+            extra["__grp"] = [c.group for c in changes]
         for i, flags in unchanged.items():
             extra[f"__u{i}"] = flags
         key_idx = self.key_idx if unchanged else []
@@ -282,11 +297,22 @@ class TableWriter:
         self._unchanged_cols = sorted(unchanged)
         if self.careful:
             self._reject(con, changes)
+            if self.style == "merge":
+                self._last_per_key(con)
+
+    def _last_per_key(self, con: Any) -> None:
+        """Careful merge: of the images of one key left after rejecting, the last wins."""
+        part = ", ".join(q(self.columns[i].name) for i in self.key_idx)
+        con.execute(
+            "DELETE FROM __stage WHERE __seq IN (SELECT __seq FROM __stage QUALIFY "
+            f"row_number() OVER (PARTITION BY {part} ORDER BY __seq DESC) > 1)"
+        )
 
     def _reject(self, con: Any, changes: list[_Change]) -> None:
         """Careful mode: take the changes holding a value the destination type cannot store
-        out of ``__stage`` and record them (one ``Reject`` per offending column)."""
-        bad: set[int] = set()
+        out of ``__stage`` and record them (one ``Reject`` per offending column). A key
+        change goes as a whole: its UPDATE-DELETE stays with its rejected UPDATE-INSERT."""
+        bad: set[str] = set()
         for i, col in enumerate(self.columns):
             if not col.ctype.needs_cast:
                 continue
@@ -306,9 +332,9 @@ class TableWriter:
                         change.op,
                     )
                 )
-                bad.add(int(seq))
+                bad.add(change.group)
         if bad:
-            con.execute("DELETE FROM __stage WHERE list_contains($1, __seq)", [sorted(bad)])
+            con.execute("DELETE FROM __stage WHERE list_contains($1, __grp)", [sorted(bad)])
 
     def key_json(self, row: Sequence[Value]) -> str:
         import json
