@@ -28,6 +28,7 @@ from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
 log = logging.getLogger("hybridshop.datastream")
 
 MERGE = "merge"
+SHADOW_PREFIX = "__backfill_"  # a table being copied while the stream runs
 APPEND_ONLY = "append-only"
 SINGLE_DATASET = "single"
 DATASET_PER_SCHEMA = "per-schema"
@@ -697,6 +698,52 @@ class Warehouse:
         self.table_states[writer.source] = state
         self.state.set_table(self.slot, state)
 
+    # --- copies while streaming (backfill.TableCopy) -------------------------------------
+    def create_shadow(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
+        """An empty table, next to the destination table of ``schema.table``, that a copy
+        fills while the stream runs (readers keep the table as it was meanwhile); not
+        registered: the stream's writer of the table stays the current one."""
+        dschema, dname = self.layout.table_ref(schema, table)
+        style = self.style_for(columns)
+        name = SHADOW_PREFIX + dname
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
+        cols = ", ".join(f"{q(c.name)} {c.ctype.duckdb}" for c in columns)
+        self._con.execute(
+            f"CREATE OR REPLACE TABLE {q(dschema)}.{q(name)} ({cols}, "
+            f"datastream_metadata {_META[style]})"
+        )
+        return TableWriter((schema, table), dschema, name, list(columns), style)
+
+    def write(self, writer: TableWriter) -> None:
+        """Write the pending changes of a writer that is not registered (a shadow)."""
+        if writer.has_pending():
+            writer.flush(self._con)
+        writer.end_batch()
+
+    def swap_in(self, shadow: TableWriter, lsn: int) -> None:
+        """The shadow replaces the destination table, whose changes are streamed after
+        ``lsn`` from here on (in the caller's transaction)."""
+        dname = shadow.name[len(SHADOW_PREFIX) :]
+        self._con.execute(f"DROP TABLE IF EXISTS {q(shadow.schema)}.{q(dname)}")
+        self._con.execute(f"ALTER TABLE {shadow.ref} RENAME TO {q(dname)}")
+        shadow.name = dname
+        self.writers.pop(shadow.source, None)
+        self.table_backfilled(*shadow.source, lsn)
+        shadow.careful = self.careful
+        shadow.stopped = None
+        shadow.skip_through = lsn
+        self.writers[shadow.source] = shadow
+
+    def drop_shadows(self) -> None:
+        """Shadows left by a copy that did not finish (a crash): nothing refers to them."""
+        rows = self._con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND starts_with(table_name, ?)",
+            [SHADOW_PREFIX],
+        ).fetchall()
+        for dschema, name in rows:
+            self._con.execute(f"DROP TABLE {q(str(dschema))}.{q(str(name))}")
+
     def adopt_tables(self, tables: list[tuple[str, str]]) -> None:
         """Record per-table state for the tables a warehouse already holds (written before
         per-table state existed): they were backfilled with the slot."""
@@ -799,10 +846,12 @@ class Warehouse:
         self._con.execute("DROP TABLE __bf")
         return (int(row[0]) if row else 0) + len(bad)
 
-    def save_rejects(self, slot: str) -> int:
-        """Record every writer's rejected changes (inside the batch's transaction)."""
-        rejects = [r for w in self.writers.values() for r in w.rejects]
-        for writer in self.writers.values():
+    def save_rejects(self, slot: str, writers: Iterable[TableWriter] | None = None) -> int:
+        """Record every writer's rejected changes (or those of ``writers``; inside the
+        batch's transaction)."""
+        chosen = list(self.writers.values() if writers is None else writers)
+        rejects = [r for w in chosen for r in w.rejects]
+        for writer in chosen:
             writer.rejects.clear()
         if not rejects:
             return 0

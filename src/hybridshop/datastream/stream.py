@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 
 from hybridshop.datastream import pgoutput as po
+from hybridshop.datastream.backfill import TableCopy
 from hybridshop.datastream.destination import (
     VALUE_ERRORS,
     DestColumn,
@@ -66,9 +67,20 @@ class StreamApplier:
         self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
         self.keepalive_at = time.monotonic()
         self.requests_path = requests_path_for(self.cfg.duckdb_path)
+        self.copy: TableCopy | None = None  # tables being copied between batches
 
     def run(self, stop: threading.Event) -> None:
+        try:
+            self._run(stop)
+        finally:
+            if self.copy is not None:  # unfinished: copied again next time (see TableCopy)
+                self.copy.close()
+                self.copy = None
+                self.rep.counters.copying.clear()
+
+    def _run(self, stop: threading.Event) -> None:
         read = self.cur.read_message
+        self.wh.drop_shadows()  # of a copy a crash interrupted
         self.check_tables()  # tables added to the publication while we were stopped
         while not stop.is_set():
             msg = read()
@@ -79,6 +91,8 @@ class StreamApplier:
                     or time.monotonic() - self.ready_since >= self.cfg.commit_interval_s
                 ):
                     self.apply()
+                    if self.copy is not None:  # a busy stream copies too, a chunk a batch
+                        self.copy_step()
                     if time.monotonic() >= self.tables_due:  # a busy stream checks too
                         self.check_tables()
                         self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
@@ -98,13 +112,37 @@ class StreamApplier:
             if self.cfg.snapshot_path is not None:
                 self.wh.publish_snapshot(self.cfg.snapshot_path, self.cfg.snapshot_interval_s)
             wait = self.cfg.commit_interval_s
+            if self.copy is not None:
+                # between stream messages, the copy goes on (a chunk, then look again)
+                wait = 0.0 if self.copy_step() else min(wait, 0.01)
             select.select([self.cur], [], [], wait)
         if self.ready:
             self.apply()
 
+    def copy_step(self) -> bool:
+        """Load one chunk of the running copy; finish it after its last. True if there is
+        more to do at once."""
+        copy = self.copy
+        assert copy is not None
+        writers = self.wh.writers
+        loaded = copy.step()
+        if self.wh.writers is not writers or not self.wh.writers:
+            self.by_relid.clear()  # a chunk's retry rolled back: writers are rebuilt
+        c = self.rep.counters
+        c.copying = {t.qualified: n for t, n in zip(copy.tables, copy.rows, strict=True)}
+        c.copy_longest_step_s = max(c.copy_longest_step_s, copy.longest_step_s)
+        if copy.done:
+            if self.ready or self.heartbeat is not None:
+                self.apply()  # every change received so far is then applied or held
+            self.finish_copy(copy)
+            return False
+        return loaded
+
     def check_tables(self) -> None:
         """Backfill the tables the publication gained (Datastream backfills added objects)
         and those asked for by ``hybridshop replicate backfill`` (the requests file)."""
+        if self.copy is not None:
+            return  # one copy at a time; requests wait for it
         published = publication_table_names(self.conn, self.cfg.publication)
         known = {f"{s}.{t}" for s, t in self.wh.table_states}
         wanted = published - known
@@ -116,11 +154,78 @@ class StreamApplier:
             return
         if self.ready or self.heartbeat is not None:
             self.apply()
-        log.info("backfilling %s while streaming", ", ".join(sorted(wanted)))
-        self.rep.backfill_tables(self.conn, wanted)
-        self.by_relid.clear()  # writers of the copied tables were replaced
-        # the walsender waited meanwhile: tell it we are alive and where we are
-        self.cur.send_feedback(write_lsn=self.applied_lsn, flush_lsn=self.applied_lsn, force=True)
+        self.copy = self.rep.start_copy(self.conn, wanted)
+        self.rep.counters.copying = dict.fromkeys(sorted(t.qualified for t in self.copy.tables), 0)
+
+    def finish_copy(self, copy: TableCopy) -> None:
+        """The copy is complete: apply the changes held for it (transactions ending after
+        its snapshot, up to what the stream has applied) to the shadows, swap them in and
+        record the snapshot's point, in one DuckDB transaction."""
+        wh = self.wh
+        shadows = {w.source: w for w in copy.shadows}
+        by_relid: dict[int, TableWriter] = {}
+        held = copy.held
+        assert held is not None
+        flush_every = self.cfg.flush_every_changes
+        wh.begin()
+        try:
+            for shadow in shadows.values():
+                shadow.careful = True  # a value DuckDB cannot hold is rejected, not fatal
+            pending = 0
+            for ts_ms, commit_lsn, seq, change in held:
+                relids = change.relids if type(change) is po.Truncate else [change.relid]
+                if type(change) is po.Relation:
+                    shadow = by_relid[change.relid] = shadows[(change.namespace, change.name)]
+                    wh.evolve(shadow, self.dest_columns(change))
+                    shadow.keyless = change.replica_identity != "f" and not any(
+                        c.is_key for c in shadow.columns
+                    )
+                    continue
+                for relid in relids:
+                    writer = by_relid.get(relid)
+                    if writer is None:
+                        rel = self.relations[relid]
+                        writer = shadows.get((rel.namespace, rel.name))
+                        if writer is None:
+                            continue  # a TRUNCATE of this and other tables
+                        by_relid[relid] = writer
+                    self._change_to(writer, change, ts_ms, commit_lsn, seq)
+                pending += 1
+                if pending >= flush_every:
+                    for shadow in shadows.values():
+                        wh.write(shadow)
+                    pending = 0
+            for shadow in shadows.values():
+                wh.write(shadow)
+            self.rep.counters.rejected_changes += wh.save_rejects(self.cfg.slot, shadows.values())
+            for shadow in shadows.values():
+                wh.swap_in(shadow, copy.lsn)
+            wh.commit()
+        except BaseException:
+            wh.rollback()
+            self.reset_writers()
+            raise
+        finally:
+            for shadow in shadows.values():
+                shadow.careful = wh.careful
+        copy.close()
+        self.copy = None
+        self.by_relid.clear()  # the copied tables' writers were replaced
+        c = self.rep.counters
+        c.copying.clear()
+        c.rejected_changes += copy.rejected
+        for t in copy.tables:
+            c.stopped_tables.pop(t.qualified, None)
+        names = ", ".join(sorted(t.qualified for t in copy.tables))
+        c.backfilled[names] = time.time()
+        log.info(
+            "backfilled %s while streaming: %s rows, %d changes held meanwhile, longest "
+            "pause of the stream %.0f ms",
+            names,
+            ", ".join(str(n) for n in copy.rows),
+            held.count,
+            copy.longest_step_s * 1000,
+        )
 
     # --- intake -------------------------------------------------------------------------
     def handle(self, payload: bytes) -> None:
@@ -210,9 +315,13 @@ class StreamApplier:
             lsn = max(lsn, heartbeat[0])
         if lsn <= self.applied_lsn and not ready:
             return
+        held = self.copy.held if self.copy is not None else None
+        mark = held.mark() if held is not None else None
         try:
             changes = self._apply_batch(ready, heartbeat, lsn)
         except VALUE_ERRORS as exc:
+            if held is not None and mark is not None:
+                held.rewind(mark)  # the batch is taken again, its held changes too
             # A value the warehouse cannot hold (NaN in a DECIMAL, a timestamp past 294247,
             # a date before year 1): do it again with checked casts, rejecting and recording
             # the changes that hold one; the rest of the batch is applied as usual.
@@ -282,6 +391,9 @@ class StreamApplier:
         self, change: Any, ts_ms: int, commit_lsn: int, seq: int, end_lsn: int
     ) -> None:
         kind = type(change)
+        copy = self.copy
+        if copy is not None and end_lsn > copy.lsn:
+            self._hold(copy, change, ts_ms, commit_lsn, seq)
         cs = change_sequence_number(commit_lsn, 2 * seq + 1)
         if kind is po.Relation:
             writer = self.by_relid.get(change.relid)
@@ -307,10 +419,30 @@ class StreamApplier:
             return  # stopped (schema change), or already in the table's later snapshot
         if writer.source not in self.wh.table_states:
             # Added to the publication and not backfilled yet: its backfill (a snapshot taken
-            # after this transaction) holds this change; backfill it soon.
-            self.tables_due = 0.0
+            # after this transaction) holds this change, or the copy running holds it.
+            if copy is None or writer.source not in copy.sources:
+                self.tables_due = 0.0
             return
-        if kind is po.Insert:
+        self._change_to(writer, change, ts_ms, commit_lsn, seq)
+
+    def _hold(self, copy: TableCopy, change: Any, ts_ms: int, commit_lsn: int, seq: int) -> None:
+        """Keep a change of a table being copied for its copy (``finish_copy``)."""
+        relids = change.relids if type(change) is po.Truncate else [change.relid]
+        for relid in relids:
+            rel = change if type(change) is po.Relation else self.relations.get(relid)
+            if rel is not None and (rel.namespace, rel.name) in copy.sources:
+                copy.hold((ts_ms, commit_lsn, seq, change))
+                return
+
+    def _change_to(
+        self, writer: TableWriter, change: Any, ts_ms: int, commit_lsn: int, seq: int
+    ) -> None:
+        """One Insert, Update, Delete or Truncate into ``writer``."""
+        kind = type(change)
+        cs = change_sequence_number(commit_lsn, 2 * seq + 1)
+        if kind is po.Truncate:
+            self.wh.truncate(writer, ts_ms, cs)
+        elif kind is po.Insert:
             writer.insert(change.new, ts_ms, cs)
         elif kind is po.Update:
             if writer.keyless:
