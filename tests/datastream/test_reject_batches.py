@@ -42,7 +42,10 @@ def _bad(row: Row) -> list[str]:
 
 class Model:
     """The source table, and what the warehouse must hold: every change applied except
-    those whose new image holds a value DuckDB cannot store (rejected, row left as it was)."""
+    those whose new image holds a value DuckDB cannot store (rejected, row left as it was).
+    A key change is two events, as in Datastream's layout (UPDATE-DELETE of the old key,
+    UPDATE-INSERT of the new): a rejected new image still removes the old key, which the
+    source no longer has. So the result does not depend on how changes fall into batches."""
 
     def __init__(self) -> None:
         self.source: dict[int, Row] = {}
@@ -63,12 +66,12 @@ class Model:
         self.expected.pop(key, None)
 
     def _write(self, key: int, old_key: int | None, row: Row) -> None:
+        if old_key is not None and old_key != key:
+            self.expected.pop(old_key, None)
         bad = _bad(row)
         if bad:
             self.rejected += [(key, column) for column in bad]
-            return  # the whole change is left out, a key change too
-        if old_key is not None:
-            self.expected.pop(old_key, None)
+            return
         self.expected[key] = row
 
 
@@ -221,6 +224,8 @@ def test_insert_then_rejected_update_in_one_batch_keeps_the_insert(stream: Strea
         "UPDATE ledger SET amount = 'NaN' WHERE id = 1",
         f"UPDATE ledger SET at = '{TOO_LATE}' WHERE id = 2",
         "UPDATE ledger SET id = 3, amount = 'NaN' WHERE id = 2",  # a rejected key change
+        "INSERT INTO ledger VALUES (4, 'NaN', '2026-01-01')",  # a rejected INSERT ...
+        "UPDATE ledger SET amount = 4.50 WHERE id = 4",  # ... then a good UPDATE
     )
     handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
     try:
@@ -229,9 +234,10 @@ def test_insert_then_rejected_update_in_one_batch_keeps_the_insert(stream: Strea
     finally:
         handle.stop()
     assert handle.status()["error"] is None
+    # 1 keeps its INSERT; 2 moved to 3 (gone from the source), whose image was rejected
     assert _warehouse(stream.duckdb_path, "merge") == {
         1: ("1.50", "2026-01-01 00:00:00"),
-        2: ("2.50", "2026-01-01 00:00:00"),
+        4: ("4.50", "2026-01-01 00:00:00"),
     }
     errors = _query(
         stream.duckdb_path,
@@ -242,4 +248,5 @@ def test_insert_then_rejected_update_in_one_batch_keeps_the_insert(stream: Strea
         ("2", "at", TOO_LATE, "UPDATE-INSERT"),
         ("3", "amount", "NaN", "UPDATE-INSERT"),
         ("3", "at", TOO_LATE, "UPDATE-INSERT"),
+        ("4", "amount", "NaN", "INSERT"),
     ]

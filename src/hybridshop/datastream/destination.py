@@ -87,16 +87,13 @@ class StreamLayout:
         return "main", f"{schema}_{table}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Change:
     op: str  # I, U, D (merge: final image per key) / change_type (append)
     row: list[Value]
     ts_ms: int
     cs: str
     lookup_key: tuple[Value, ...] | None = None  # where unchanged TOAST values live
-    # The source change this is part of (its cs): an UPDATE that moves the key stages as an
-    # UPDATE-DELETE and an UPDATE-INSERT, rejected together or not at all.
-    group: str = ""
 
 
 @dataclass
@@ -124,6 +121,7 @@ class TableWriter:
     _unchanged_cols: list[int] = field(default_factory=list)
 
     keyless: bool = False  # no primary key, no replica identity: inserts only
+    _keys_cache: tuple[list[DestColumn], str, list[int]] | None = None
 
     @property
     def ref(self) -> str:
@@ -149,13 +147,22 @@ class TableWriter:
 
     @property
     def key_idx(self) -> list[int]:
+        """Positions of the key columns (computed once per column list and style: it is
+        asked for every change)."""
+        cached = self._keys_cache
+        if cached is not None and cached[0] is self.columns and cached[1] == self.style:
+            return cached[2]
         keys = [i for i, c in enumerate(self.columns) if c.is_key]
-        if keys or self.style == "merge":
-            return keys
-        return list(range(len(self.columns)))  # no key: the whole row identifies it
+        if not keys and self.style != "merge":
+            keys = list(range(len(self.columns)))  # no key: the whole row identifies it
+        self._keys_cache = (self.columns, self.style, keys)
+        return keys
 
     def _key(self, row: Sequence[Value]) -> tuple[Value, ...]:
-        return tuple(row[i] for i in self.key_idx)
+        keys = self.key_idx
+        if len(keys) == 1:
+            return (row[keys[0]],)
+        return tuple(row[i] for i in keys)
 
     def _resolve(self, row: Tuple, old_key: tuple[Value, ...]) -> Tuple:
         """Fill unchanged TOAST values from an earlier image of the row in this batch."""
@@ -183,11 +190,9 @@ class TableWriter:
             return
         if old_key != new_key:
             assert old is not None
-            self._record(
-                old_key, _Change("UPDATE-DELETE", list(old), ts_ms, cs_delete, old_key, cs)
-            )
+            self._record(old_key, _Change("UPDATE-DELETE", list(old), ts_ms, cs_delete, old_key))
             self.images.pop(old_key, None)
-        self._record(new_key, _Change("UPDATE-INSERT", new, ts_ms, cs, old_key, cs))
+        self._record(new_key, _Change("UPDATE-INSERT", new, ts_ms, cs, old_key))
 
     def delete(self, old: Tuple, ts_ms: int, cs: str) -> None:
         key = self._key(old)
@@ -197,9 +202,7 @@ class TableWriter:
     def _record(self, key: tuple[Value, ...], change: _Change) -> None:
         if change.op in ("INSERT", "UPDATE-INSERT"):
             self.images[key] = change.row
-        if not change.group:
-            change.group = change.cs
-        if self._chained:
+        if self.style != "merge" or self.careful:  # _chained, inlined: once per change
             self.pending_append.append(change)
         else:
             self.pending_merge[key] = change
@@ -209,7 +212,13 @@ class TableWriter:
         """Changes kept in order, every one staged. Merge keeps only each key's last image,
         except in careful mode: a rejected change must leave the key at its last change that
         was not rejected (an INSERT then a rejected UPDATE keeps the INSERT), so every image
-        is staged and the last one left after rejecting wins (``_last_per_key``)."""
+        is staged and the last one left after rejecting wins (``_last_per_key``).
+
+        Each staged row is one event, as in Datastream's layout: a key change is an
+        UPDATE-DELETE of the old key and an UPDATE-INSERT of the new one, and rejecting the
+        new image does not keep the old key alive (the source no longer has it). So the
+        result is the same whichever batches the changes fall into: for every key, its last
+        event that was not rejected."""
         return self.style != "merge" or self.careful
 
     def has_pending(self) -> bool:
@@ -237,17 +246,20 @@ class TableWriter:
 
     def _stage(self, con: Any, changes: list[_Change]) -> None:
         ncols = len(self.columns)
-        col_lists: list[list[Any]] = [[] for _ in range(ncols)]
+        # rows -> columns at C speed (zip); rows shorter than the columns (written before a
+        # column was added) are padded with NULL first
+        rows = [
+            c.row if len(c.row) == ncols else [*c.row[:ncols], *[None] * (ncols - len(c.row))]
+            for c in changes
+        ]
+        col_lists: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
+        if not col_lists:
+            col_lists = [[] for _ in range(ncols)]
         unchanged: dict[int, list[bool]] = {}
-        for c_index, change in enumerate(changes):
-            row = change.row
-            for i in range(ncols):
-                value = row[i] if i < len(row) else None
-                if value is UNCHANGED:
-                    flags = unchanged.setdefault(i, [False] * len(changes))
-                    flags[c_index] = True
-                    value = None
-                col_lists[i].append(value)
+        for i, cells in enumerate(col_lists):
+            if UNCHANGED in cells:
+                unchanged[i] = [v is UNCHANGED for v in cells]
+                col_lists[i] = [None if v is UNCHANGED else v for v in cells]
         for i, column in enumerate(self.columns):
             if column.ctype.is_array:
                 elem = column.ctype.array_elem
@@ -269,8 +281,6 @@ class TableWriter:
             "__cs": [c.cs for c in changes],
             "__seq": list(range(len(changes))),
         }
-        if self.careful:
-            extra["__grp"] = [c.group for c in changes]
         for i, flags in unchanged.items():
             extra[f"__u{i}"] = flags
         key_idx = self.key_idx if unchanged else []
@@ -311,9 +321,8 @@ class TableWriter:
 
     def _reject(self, con: Any, changes: list[_Change]) -> None:
         """Careful mode: take the changes holding a value the destination type cannot store
-        out of ``__stage`` and record them (one ``Reject`` per offending column). A key
-        change goes as a whole: its UPDATE-DELETE stays with its rejected UPDATE-INSERT."""
-        bad: set[str] = set()
+        out of ``__stage`` and record them (one ``Reject`` per offending column)."""
+        bad: set[int] = set()
         for i, col in enumerate(self.columns):
             if not col.ctype.needs_cast:
                 continue
@@ -333,9 +342,9 @@ class TableWriter:
                         change.op,
                     )
                 )
-                bad.add(change.group)
+                bad.add(int(seq))
         if bad:
-            con.execute("DELETE FROM __stage WHERE list_contains($1, __grp)", [sorted(bad)])
+            con.execute("DELETE FROM __stage WHERE list_contains($1, __seq)", [sorted(bad)])
 
     def key_json(self, row: Sequence[Value]) -> str:
         import json

@@ -394,7 +394,6 @@ class StreamApplier:
         copy = self.copy
         if copy is not None and end_lsn > copy.lsn:
             self._hold(copy, change, ts_ms, commit_lsn, seq)
-        cs = change_sequence_number(commit_lsn, 2 * seq + 1)
         if kind is po.Relation:
             writer = self.by_relid.get(change.relid)
             columns = self.dest_columns(change)
@@ -412,7 +411,7 @@ class StreamApplier:
                 writer = self.writer(relid)
                 known = writer.source in self.wh.table_states
                 if known and not writer.stopped and end_lsn > writer.skip_through:
-                    self.wh.truncate(writer, ts_ms, cs)
+                    self.wh.truncate(writer, ts_ms, change_sequence_number(commit_lsn, 2 * seq + 1))
             return
         writer = self.writer(change.relid)
         if writer.stopped or end_lsn <= writer.skip_through:
@@ -448,8 +447,10 @@ class StreamApplier:
             if writer.keyless:
                 writer.reject_change("UPDATE", change.new, cs, KEYLESS_REASON)
                 return
-            cs_delete = change_sequence_number(commit_lsn, 2 * seq)
-            writer.update(change.old, change.new, ts_ms, cs, cs_delete)
+            # an UPDATE-DELETE row only when the old key is sent (the key may have changed)
+            old = change.old
+            cs_delete = cs if old is None else change_sequence_number(commit_lsn, 2 * seq)
+            writer.update(old, change.new, ts_ms, cs, cs_delete)
         elif kind is po.Delete:
             if writer.keyless:
                 writer.reject_change("DELETE", change.old, cs, KEYLESS_REASON)
