@@ -3,10 +3,18 @@
 A batch of committed transactions and the end LSN it reaches are committed in one DuckDB
 transaction; the slot is acknowledged (flush LSN) only afterwards; after a restart,
 transactions whose end LSN is at or below the stored LSN are skipped.
+
+Receiving and applying overlap: while one batch is decoded and written to DuckDB on the
+applier's thread, this thread keeps reading the stream (so the walsender keeps decoding WAL
+on the other core instead of waiting for a full socket), buffering the next batch. One batch
+is in flight at a time; the replication connection is used by this thread only (reads,
+acknowledgements), the catalog connection and the warehouse by whichever thread holds the
+batch, and nothing else touches them while a batch is in flight.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import select
 import threading
@@ -53,7 +61,13 @@ class StreamApplier:
         self.conn = conn  # a normal connection: catalog lookups and heartbeats
         self.cur = cur
         self.applied_lsn = start_lsn
-        self.relations: dict[int, po.Relation] = {}
+        self.relations: dict[int, po.Relation] = {}  # as received
+        # as applied (in commit order, on the applier's thread): what writers are built from
+        self.applied_relations: dict[int, po.Relation] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="apply")
+        self.inflight: concurrent.futures.Future[int] | None = None
+        self.inflight_batch: tuple[list[TxnBuffer], int] = ([], start_lsn)
+        self.queued_lsn = start_lsn  # the end of the last batch handed to the applier
         self.by_relid: dict[int, TableWriter] = {}
         self.current: TxnBuffer | None = None
         self.ready: list[TxnBuffer] = []
@@ -73,6 +87,10 @@ class StreamApplier:
         try:
             self._run(stop)
         finally:
+            if self.inflight is not None:  # failing: let the batch end before the rollback
+                concurrent.futures.wait([self.inflight])
+                self.inflight = None
+            self._pool.shutdown(wait=True)
             if self.copy is not None:  # unfinished: copied again next time (see TableCopy)
                 self.copy.close()
                 self.copy = None
@@ -86,20 +104,38 @@ class StreamApplier:
             msg = read()
             if msg is not None:
                 self.handle(msg.payload)
+                if self.inflight is not None and self.inflight.done():
+                    self.collect()
                 if self.ready and (
                     self.ready_changes >= self.cfg.max_batch_changes
                     or time.monotonic() - self.ready_since >= self.cfg.commit_interval_s
                 ):
-                    self.apply()
                     if self.copy is not None:  # a busy stream copies too, a chunk a batch
+                        self.apply()
                         self.copy_step()
+                    elif self.inflight is None:
+                        self.submit()
+                    elif self.ready_changes >= 2 * self.cfg.max_batch_changes:
+                        self.collect()  # the applier is behind: wait for it, then go on
+                        self.submit()
                     if time.monotonic() >= self.tables_due:  # a busy stream checks too
+                        self.apply()
                         self.check_tables()
                         self.tables_due = time.monotonic() + self.cfg.table_check_interval_s
                 continue
-            # Nothing buffered from the server: we are caught up with what it sent.
+            # Nothing buffered from the server right now.
+            if self.inflight is not None:
+                if not self.inflight.done():
+                    # the applier works: listen to the stream meanwhile
+                    select.select([self.cur], [], [], 0.002)
+                    continue
+                self.collect()
             if self.ready or self.heartbeat is not None:
+                if self.copy is None and self.ready:
+                    self.submit()
+                    continue
                 self.apply()
+            # Caught up with what the server sent, nothing in flight.
             self.confirm_sent()
             self.rep.counters.caught_up = self.current is None and not self.streams
             now = time.monotonic()
@@ -116,7 +152,7 @@ class StreamApplier:
                 # between stream messages, the copy goes on (a chunk, then look again)
                 wait = 0.0 if self.copy_step() else min(wait, 0.01)
             select.select([self.cur], [], [], wait)
-        if self.ready:
+        if self.ready or self.inflight is not None:
             self.apply()
 
     def copy_step(self) -> bool:
@@ -184,7 +220,7 @@ class StreamApplier:
                 for relid in relids:
                     writer = by_relid.get(relid)
                     if writer is None:
-                        rel = self.relations[relid]
+                        rel = self.applied_relations.get(relid) or self.relations[relid]
                         writer = shadows.get((rel.namespace, rel.name))
                         if writer is None:
                             continue  # a TRUNCATE of this and other tables
@@ -277,7 +313,7 @@ class StreamApplier:
         )
 
     def _committed(self, txn: TxnBuffer, commit_lsn: int, end_lsn: int, ts_us: int) -> None:
-        last = self.ready[-1].end_lsn if self.ready else self.applied_lsn
+        last = self.ready[-1].end_lsn if self.ready else max(self.applied_lsn, self.queued_lsn)
         if end_lsn <= last:
             txn.close()
             return  # already applied before a restart: exactly once
@@ -291,7 +327,9 @@ class StreamApplier:
     def writer(self, relid: int) -> TableWriter:
         writer = self.by_relid.get(relid)
         if writer is None:
-            rel = self.relations[relid]
+            rel = self.applied_relations.get(relid)
+            if rel is None:  # sent in a transaction skipped as already applied
+                rel = self.relations[relid]
             writer = self.wh.attach_table(rel.namespace, rel.name, self.dest_columns(rel))
             self.by_relid[relid] = writer
         return writer
@@ -308,6 +346,15 @@ class StreamApplier:
         ]
 
     def apply(self) -> None:
+        """Apply everything received and committed, and wait until it is (and acknowledged)."""
+        self.collect()
+        self.submit()
+        self.collect()
+
+    def submit(self) -> None:
+        """Hand the ready transactions (and the last heartbeat) to the applier's thread as
+        one batch; ``collect`` acknowledges it once DuckDB has committed it."""
+        assert self.inflight is None
         ready, self.ready, self.ready_changes = self.ready, [], 0
         heartbeat, self.heartbeat = self.heartbeat, None
         lsn = ready[-1].end_lsn if ready else self.applied_lsn
@@ -315,6 +362,41 @@ class StreamApplier:
             lsn = max(lsn, heartbeat[0])
         if lsn <= self.applied_lsn and not ready:
             return
+        self.queued_lsn = lsn
+        self.inflight_batch = (ready, lsn)
+        self.inflight = self._pool.submit(self._apply_now, ready, heartbeat, lsn)
+
+    def collect(self) -> None:
+        """Wait for the batch in flight (keeping the walsender's connection alive), then
+        acknowledge it: only what DuckDB has durably committed. Its failure is raised here."""
+        future = self.inflight
+        if future is None:
+            return
+        while True:
+            try:
+                changes = future.result(timeout=1.0)
+                break
+            except concurrent.futures.TimeoutError:
+                self.keepalive()
+        self.inflight = None
+        ready, lsn = self.inflight_batch
+        self.inflight_batch = ([], lsn)
+        for txn in ready:
+            txn.close()  # spill files go now
+        self.applied_lsn = lsn
+        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
+        c = self.rep.counters
+        c.lsn = lsn
+        c.changes_applied += changes
+        c.transactions_applied += len(ready)
+        c.batches += 1
+        if ready:
+            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+
+    def _apply_now(
+        self, ready: list[TxnBuffer], heartbeat: tuple[int, int] | None, lsn: int
+    ) -> int:
+        """The applier's thread: one batch into DuckDB (see ``_apply_batch``)."""
         held = self.copy.held if self.copy is not None else None
         mark = held.mark() if held is not None else None
         try:
@@ -332,18 +414,7 @@ class StreamApplier:
                 changes = self._apply_batch(ready, heartbeat, lsn)
             finally:
                 self.wh.set_careful(False)
-        for txn in ready:
-            txn.close()  # spill files go now
-        self.applied_lsn = lsn
-        # Acknowledge only what DuckDB has durably committed.
-        self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, force=True)
-        c = self.rep.counters
-        c.lsn = lsn
-        c.changes_applied += changes
-        c.transactions_applied += len(ready)
-        c.batches += 1
-        if ready:
-            c.last_commit_ts_ms = ready[-1].commit_ts_us // 1000
+        return changes
 
     def reset_writers(self) -> None:
         """Forget the in-memory writers (after a rollback): they are rebuilt from the
@@ -371,7 +442,6 @@ class StreamApplier:
                     if pending >= flush_every:
                         wh.flush_writers()
                         pending = 0
-                        self.keepalive()
                 changes += txn.count
             self.rep.counters.rejected_changes += wh.flush(self.cfg.slot)
             wh.state.advance(
@@ -405,6 +475,7 @@ class StreamApplier:
             writer.keyless = change.replica_identity != "f" and not any(c.is_key for c in columns)
             if writer.stopped:
                 self.rep.counters.stopped_tables[writer.qualified] = writer.stopped
+            self.applied_relations[change.relid] = change
             return
         if kind is po.Truncate:
             for relid in change.relids:
@@ -428,7 +499,11 @@ class StreamApplier:
         """Keep a change of a table being copied for its copy (``finish_copy``)."""
         relids = change.relids if type(change) is po.Truncate else [change.relid]
         for relid in relids:
-            rel = change if type(change) is po.Relation else self.relations.get(relid)
+            rel = (
+                change
+                if type(change) is po.Relation
+                else self.applied_relations.get(relid) or self.relations.get(relid)
+            )
             if rel is not None and (rel.namespace, rel.name) in copy.sources:
                 copy.hold((ts_ms, commit_lsn, seq, change))
                 return
@@ -466,6 +541,8 @@ class StreamApplier:
         replication a data message's WAL end is its own position, never further)."""
         if self.ready or self.current is not None or self.streams or self.heartbeat:
             return
+        if self.inflight is not None:
+            return
         sent = int(self.cur.wal_end or 0)
         if sent > self.applied_lsn:
             self.applied_lsn = sent
@@ -473,9 +550,10 @@ class StreamApplier:
             self.rep.counters.lsn = sent
 
     def keepalive(self) -> None:
-        """While a long transaction is applied nothing is read from the stream, so psycopg2
-        sends no status: without one for ``wal_sender_timeout`` (60 s) the walsender drops
-        the connection. Report the position already applied (never more) every 10 s."""
+        """While this thread waits for a long batch nothing is read from the stream, so
+        psycopg2 sends no status: without one for ``wal_sender_timeout`` (60 s) the
+        walsender drops the connection. Report the position already applied (never more)
+        every 10 s."""
         now = time.monotonic()
         if now - self.keepalive_at >= 10.0:
             self.cur.send_feedback(
