@@ -214,7 +214,9 @@ def check_stopped_clean(running: Running) -> str:
 def reported_start_up(output: str) -> str:
     """The start-up time `up` reports itself (from its own launch)."""
     found = re.search(r"ready in ([0-9.]+) s", output)
-    return f"{found.group(1)} s" if found else "not reported"
+    if found is None:  # stopped once the API and the shop answered, before the dashboards
+        return "`up` had not printed its 'ready in' line yet (dashboards still starting)"
+    return f"`up` reports ready {found.group(1)} s after its launch"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = check_stopped_clean(running)
     print(
         f"quickstart [{args.label}]: both ports answered {running.ready_s:.2f} s after the "
-        f"command started; `up` reports ready {reported_start_up(output)} after its launch; "
+        f"command started; {reported_start_up(output)}; "
         "Ctrl-C left no process and no PostgreSQL server behind"
     )
     return 0

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,66 +26,16 @@ from conftest import create_database
 from hybridshop.datastream.verify import VerifyOptions, verify
 from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.replication import DEFAULT_SLOT
+from upprocess import UpProcess
 
 
-class Up:
-    """`hybridshop up` as a child process whose output is collected line by line."""
+class Up(UpProcess):
+    """`hybridshop up` (API and replicator, no shop or dashboards) on ``api_port``."""
 
     def __init__(self, home: Path, api_port: int, env: dict[str, str], *args: str) -> None:
-        full_env = {**os.environ, "HYBRIDSHOP_HOME": str(home), "COLUMNS": "200", **env}
-        if "DATABASE_URL" not in env:
-            full_env.pop("DATABASE_URL", None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hybridshop.cli.main",
-                "up",
-                "--no-web",
-                "--no-dashboards",
-                "--api-port",
-                str(api_port),
-                *args,
-            ],
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        flags = ["--no-web", "--no-dashboards", "--api-port", str(api_port), *args]
+        super().__init__(home, flags, env)
         self.api = f"http://127.0.0.1:{api_port}"
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 60, after: int = 0) -> re.Match[str]:
-        """The first line (from line ``after`` on) matching ``pattern``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines[after:]:
-                found = re.search(pattern, line)
-                if found:
-                    return found
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"up exited ({self.proc.returncode}):\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
-            time.sleep(0.1)
-
-    def interrupt(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        return code
 
 
 def _products(api: str) -> int:
@@ -217,11 +166,14 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
     try:
         up.wait_for("hybridshop is running")
         found = up.wait_for(r"gave up on replicator after 5 failures in 60s \(last: (.*)\)")
-        assert "exited with code 1" in found.group(1)
+        assert "exited with code 2" in found.group(1)  # an expected failure: error + exit 2
         assert "the rest keeps running without it" in up.output
-        # each death came with the replicator's own last words
-        assert up.output.count("replicator: died exited with code 1") == 5
-        assert re.search(r"^\s+.*(not a valid DuckDB|IOException|Error)", up.output, re.M)
+        # each death came with the replicator's own last words: the fix, not a traceback
+        assert up.output.count("replicator: died exited with code 2") == 5
+        assert re.search(
+            r"^\s+error: cannot use the warehouse .*warehouse\.duckdb", up.output, re.M
+        )
+        assert "Traceback" not in up.output and "Fix: move it aside" in up.output
         restarts = re.findall(r"restarting in ([\d.]+)s", up.output)
         assert [float(s) for s in restarts] == [0.5, 1.0, 2.0, 4.0]  # backoff
         assert re.search(r"status: .*API gateway running, replicator FAILED", up.output)
@@ -236,12 +188,62 @@ def test_a_replicator_failing_at_every_start_is_given_up_while_the_api_keeps_ser
             timeout=120,
         )
         assert "replicator           NOT RUNNING" in status.stdout, status.stdout + status.stderr
-        assert "[hybridshop up] replicator exited with code 1" in status.stdout
+        assert "[hybridshop up] replicator exited with code 2" in status.stdout
         assert up.interrupt() == 0
     finally:
         up.interrupt()
     log = (home / "logs" / "replicator.log").read_text()
-    assert log.count("[hybridshop up] replicator exited with code 1") == 5
+    assert log.count("[hybridshop up] replicator exited with code 2") == 5
+
+
+def test_a_replicator_given_up_on_resumes_once_fixed_and_wal_piling_up_meanwhile_alarms(
+    pg: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Given up on, the replicator is tried again (every --retry-failed-after seconds) and
+    resumes by itself once its cause is gone; meanwhile the slot's WAL grows and `up` raises
+    the alarm (--wal-alarm-mb, as the deployed CloudWatch alarm), and says when it clears."""
+    home = tmp_path / "state"
+    home.mkdir()
+    warehouse = home / "warehouse.duckdb"
+    warehouse.write_bytes(b"not a DuckDB file, " * 100)
+    dsn = create_database(pg)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:  # a slot that a stopped replicator leaves behind
+        cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (DEFAULT_SLOT,))
+    args = ("--retry-failed-after", "3", "--wal-alarm-mb", "0.05")
+    up = Up(home, free_port(), {"DATABASE_URL": dsn}, *args)
+    try:
+        up.wait_for(r"gave up on replicator after 5 failures")
+        assert "started again within 3s" in up.output
+        with conn.cursor() as cur:  # WAL the slot must keep
+            cur.execute(
+                "INSERT INTO products (name, price) SELECT 'wal ' || g, 5 FROM generate_series(1, 2000) g"
+            )
+        alarm = up.wait_for(r"replicator: alarm slot hybridshop_slot retains ([\d.]+) MB", 40)
+        assert float(alarm.group(1)) > 0.05
+        assert "no replicator consumes it" in up.output and "pg_drop_replication_slot" in up.output
+        retried = up.wait_for(r"replicator: still-failed .*trying again in 3s")
+        assert "Fix: move it aside" in up.output
+        mark = len(up.lines)
+        warehouse.unlink()  # the fix its error named
+        up.wait_for(r"replicator: retrying", after=mark, timeout=20)
+        up.wait_for(r"replicator: restarted pid", after=mark, timeout=20)
+        up.wait_for(r"replicator: alarm WAL retained back under 0.05 MB", after=mark, timeout=60)
+        _verified(dsn, warehouse)
+        assert retried is not None and up.interrupt() == 0
+    finally:
+        up.interrupt()
+        conn.close()
+        drop = psycopg2.connect(dsn)
+        drop.autocommit = True
+        with drop.cursor() as cur:
+            cur.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (DEFAULT_SLOT,),
+            )
+        drop.close()
 
 
 def test_a_shop_thread_that_stops_serving_is_restarted_on_its_port() -> None:

@@ -153,3 +153,32 @@ def test_wal_the_publication_does_not_cover_does_not_hold_the_slot_back(stream: 
     finally:
         handle.stop()
     assert_same(stream)
+
+
+def test_status_alarms_on_wal_retained_behind_a_stopped_replicator(stream: Stream) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from hybridshop.cli.main import app
+
+    handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
+    try:
+        wait_streaming(handle)
+        wait_caught_up(stream.dsn, stream.slot, handle=handle)
+    finally:
+        handle.stop()
+    args = ["replicate", "status", "--duckdb", str(stream.duckdb_path), "--slot", stream.slot]
+    env = {"DATABASE_URL": stream.dsn}
+    runner = CliRunner()
+    quiet = runner.invoke(app, [*args, "--wal-alarm-mb", "64"], env=env)
+    assert quiet.exit_code == 0 and "ALARM" not in quiet.output, quiet.output
+    _products(stream.dsn, 3000, "kept for the slot ")  # the stopped replicator does not consume
+    loud = runner.invoke(app, [*args, "--wal-alarm-mb", "0.1"], env=env)
+    assert loud.exit_code == 1, loud.output
+    first = loud.output.splitlines()[0]
+    assert first.startswith("ALARM") and f"slot {stream.slot} retains" in first, loud.output
+    assert "no replicator consumes it" in first and "pg_drop_replication_slot" in first
+    as_json = runner.invoke(app, [*args, "--wal-alarm-mb", "0.1", "--json"], env=env)
+    assert as_json.exit_code == 1
+    assert "retains" in json.loads(as_json.output)["alarms"][0]

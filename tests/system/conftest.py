@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +36,7 @@ import pytest
 
 from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from hybridshop.db.replication import DEFAULT_SLOT
+from upprocess import UpProcess
 
 METADATA_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 AUDIENCE = "hybridshop-api"
@@ -58,72 +58,25 @@ def cli(home: Path, *args: str, timeout: float = 120, dsn: str | None = None) ->
     )
 
 
-class Up:
-    """``hybridshop up --auth`` as a child process; its output collected line by line."""
+class Up(UpProcess):
+    """``hybridshop up --auth`` on the system's ports (the shop's identity is the only caller
+    the API allows)."""
 
     def __init__(self, home: Path, ports: dict[str, int], *extra: str) -> None:
-        self.home = home
         self.ports = ports
-        env = {
-            **os.environ,
-            "HYBRIDSHOP_HOME": str(home),
-            "HYBRIDSHOP_ISSUER_PORT": str(ports["issuer"]),
-            "COLUMNS": "200",
-        }
-        env.pop("DATABASE_URL", None)
-        args = [sys.executable, "-m", "hybridshop.cli.main", "up", "--auth", "--no-dashboards"]
-        args += ["--api-port", str(ports["api"]), "--web-port", str(ports["web"])]
-        args += ["--pg-port", str(ports["pg"]), "--concurrency", "4", *extra]
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        args = ["--auth", "--no-dashboards", "--api-port", str(ports["api"])]
+        args += ["--web-port", str(ports["web"]), "--pg-port", str(ports["pg"])]
+        args += ["--concurrency", "4", *extra]
+        super().__init__(home, args, {"HYBRIDSHOP_ISSUER_PORT": str(ports["issuer"])})
         self.api = f"http://127.0.0.1:{ports['api']}"
         self.web = f"http://127.0.0.1:{ports['web']}"
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 90, after: int = 0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines[after:]:
-                found = re.search(pattern, line)
-                if found:
-                    return found
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"up exited ({self.proc.returncode}):\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
-            time.sleep(0.05)
 
     def wait_ready(self) -> None:
         self.wait_for("hybridshop is running")
         wait_http(f"{self.api}/categories")
 
-    def interrupt(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(timeout=10)
-        self._reader.join(timeout=10)
-        return code
-
     def replicator_pid(self) -> int:
-        found = re.findall(r"replicator: (?:re)?started pid (\d+)", self.output)
-        assert found, self.output
-        return int(found[-1])
+        return self.started_pid("replicator")
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

@@ -92,7 +92,7 @@ def api(
             issuer=jwt_issuer, audiences=tuple(jwt_audience), jwks_url=jwks_url
         )
 
-    database = ensure_database()
+    database = ensure_database(stop_at_exit=True)
     env = {"DATABASE_URL": database.dsn, "DB_AUTH_MODE": "dsn"}
     env.update({k: os.environ[k] for k in FORWARDED_ENV if k in os.environ})
     if callers:

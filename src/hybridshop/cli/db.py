@@ -26,7 +26,7 @@ def _connect(pg_port: int | None) -> psycopg2.extensions.connection:
 
     from hybridshop.db.local import ensure_database
 
-    database = ensure_database(pg_port, migrate=False, seed=False)
+    database = ensure_database(pg_port, migrate=False, seed=False, stop_at_exit=True)
     return psycopg2.connect(database.dsn)
 
 

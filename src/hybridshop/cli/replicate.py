@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from hybridshop.db.replication import DEFAULT_PUBLICATION, DEFAULT_SLOT
+from hybridshop.db.replication import DEFAULT_PUBLICATION, DEFAULT_SLOT, DEFAULT_WAL_ALARM_MB
 
 app = typer.Typer(
     help="Replicate the shop database into a DuckDB file laid out as Datastream's BigQuery tables.",
@@ -29,7 +29,7 @@ def _source_dsn(pg_port: int | None) -> str:
 
     from hybridshop.db.local import ensure_database
 
-    return os.environ.get("DATABASE_URL") or ensure_database(pg_port).dsn
+    return os.environ.get("DATABASE_URL") or ensure_database(pg_port, stop_at_exit=True).dsn
 
 
 @app.callback()
@@ -184,17 +184,30 @@ def status(
     slot: str = typer.Option(DEFAULT_SLOT, "--slot"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     pg_port: int = typer.Option(None, "--pg-port"),
+    wal_alarm_mb: float = typer.Option(
+        DEFAULT_WAL_ALARM_MB,
+        "--wal-alarm-mb",
+        min=0,
+        help="Alarm (and exit 1) when the slot retains more WAL than this many MB "
+        "(as the deployed CloudWatch alarm on OldestReplicationSlotLag).",
+    ),
 ) -> None:
     """Whether a replicator runs and its last error; slot, confirmed LSN, lag (bytes,
     seconds), WAL retained, rows per table, last commit, rejected changes.
 
-    Exit code: 0 healthy, 1 rejected changes / stopped tables / failed replicator, 2 error."""
+    Exit code: 0 healthy, 1 rejected changes / stopped tables / failed replicator / WAL
+    retained above the alarm, 2 error."""
     import json
     import time
 
     import psycopg2
 
-    from hybridshop.datastream.status import gather_status, status_exit_code, stopped_tables
+    from hybridshop.datastream.status import (
+        gather_status,
+        status_exit_code,
+        stopped_tables,
+        wal_alarm,
+    )
 
     path = duckdb_path or _default_duckdb()
     try:
@@ -204,7 +217,9 @@ def status(
     except psycopg2.Error as exc:
         typer.echo(f"error: cannot read the source: {str(exc).strip()}", err=True)
         raise typer.Exit(2) from None
-    code = status_exit_code(info)
+    code = status_exit_code(info, wal_alarm_mb)
+    alarm = wal_alarm(info["source"], wal_alarm_mb)
+    info["alarms"] = [alarm] if alarm else []
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         raise typer.Exit(code)
@@ -216,7 +231,8 @@ def status(
         running += (
             f" ({live['phase']}, pid {live.get('pid')}, heartbeat {live['heartbeat_age_s']}s ago)"
         )
-    lines = [f"replicator process   {running}"]
+    lines = [f"ALARM                {alarm}"] if alarm else []
+    lines.append(f"replicator process   {running}")
     if live.get("last_error"):
         when = live.get("last_error_at")
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when else "?"
@@ -229,7 +245,7 @@ def status(
     lines.append(
         f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
     )
-    lines += _replicator_lines(src.get("replicator"))
+    lines += _replicator_lines(src.get("replicator"), slot_exists=bool(src.get("exists")))
     for key in ("active", "confirmed_lsn", "lag_bytes", "lag_seconds", "wal_retained_bytes"):
         if key in src:
             lines.append(f"{key:<20} {src[key]}")
@@ -249,7 +265,7 @@ def status(
     raise typer.Exit(code)
 
 
-def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
+def _replicator_lines(rep: dict[str, Any] | None, *, slot_exists: bool = True) -> list[str]:
     """Whether a replicator holds the slot (and, when none does, its last words)."""
     if rep is None:
         return []
@@ -258,7 +274,12 @@ def _replicator_lines(rep: dict[str, Any] | None) -> list[str]:
             f"replicator           running ({rep['application']}, server pid "
             f"{rep['walsender_pid']}, since {rep['since']})"
         ]
-    out = ["replicator           NOT RUNNING (the slot is inactive: changes pile up in the WAL)"]
+    why = (
+        "the slot is inactive: changes pile up in the WAL"
+        if slot_exists
+        else "no slot yet: the source keeps no WAL for it"
+    )
+    out = [f"replicator           NOT RUNNING ({why})"]
     last = rep.get("last_output") or []
     if last:
         out.append(f"last output          {rep['log']}:")
@@ -317,4 +338,4 @@ def _verify_dsn(pg_port: int | None) -> str:
     """The source to compare with, read-only: never migrated or seeded."""
     from hybridshop.db.local import ensure_database
 
-    return ensure_database(pg_port, migrate=False, seed=False).dsn
+    return ensure_database(pg_port, migrate=False, seed=False, stop_at_exit=True).dsn

@@ -281,7 +281,8 @@ def _backfill(
 
         conn = connect(DatabaseConfig.from_env())
     else:
-        conn = psycopg2.connect(ensure_database(pg_port).dsn, application_name="hybridshop-history")
+        dsn = ensure_database(pg_port, stop_at_exit=True).dsn
+        conn = psycopg2.connect(dsn, application_name="hybridshop-history")
     stopping = {"yes": False}
 
     def _stop(*_: object) -> None:

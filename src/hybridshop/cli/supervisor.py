@@ -16,8 +16,14 @@ The ``Supervisor`` starts components in order, then ``check()`` (called every
 - **fails ``max_failures`` times within ``window_s``** -> given up on (``gave-up``, with the
   last error and what to do): an *essential* component (PostgreSQL, the API) then stops the
   whole stack and ``run`` returns False, so ``up`` exits non-zero; a non-essential one (shop,
-  replicator) stays down while the rest keeps serving, and ``status()`` says so;
+  replicator) stays down while the rest keeps serving, and ``status()`` says so; it is tried
+  again every ``retry_failed_s`` (``retrying``, then ``still-failed`` or ``restarted``), so it
+  resumes by itself once its cause is fixed;
 - **runs ``healthy_after_s`` after a restart** -> ``recovered``; its failure count resets.
+
+A *watch* (``watch(name, every_s, check)``) is a periodic check of something no component's
+liveness shows (WAL piling up behind a stopped replicator): whatever message ``check``
+returns is reported as an ``alarm``; a watch that raises is ignored until its next turn.
 
 Every event goes to the ``report`` callback as it happens; ``status()`` is the honest state
 of every component (running / restarting in N s / failed) for ``up`` to print.
@@ -58,13 +64,18 @@ class RestartPolicy:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 15.0
     healthy_after_s: float = 10.0
+    # A component given up on that `up` can run without (the replicator) is tried again this
+    # often, so it resumes by itself once its cause is fixed (0: never).
+    retry_failed_s: float = 60.0
 
 
 @dataclass(frozen=True)
 class Event:
     component: str
     # started | died | restarting | start-failed | restarted | recovered | gave-up |
-    # still-failed (repeated every ``remind_every_s`` while given up) | stop-failed
+    # retrying (given up on, tried again every ``retry_failed_s``) | still-failed (after a
+    # retry, or repeated every ``remind_every_s`` while given up for good) | stop-failed |
+    # alarm (a watch's warning, e.g. WAL piling up behind a stopped replicator)
     kind: str
     message: str
     output: str = ""
@@ -79,6 +90,7 @@ class _Slot:
     backoff_s: float = 0.0
     started_at: float = 0.0
     restarted: bool = False
+    retrying: bool = False  # started again after being given up on
     last_error: str | None = None
 
 
@@ -96,6 +108,7 @@ class Supervisor:
         self.remind_every_s = remind_every_s  # repeat "still failed" while degraded
         self._reminded_at = 0.0
         self._slots: list[_Slot] = []
+        self._watches: list[list[Any]] = []  # [name, every_s, check, due]
         self._lock = threading.Lock()
         self.fatal: Event | None = None
 
@@ -109,6 +122,10 @@ class Supervisor:
         with self._lock:
             self._slots.append(slot)
         self.report(Event(component.name, "started", component.describe()))
+
+    def watch(self, name: str, every_s: float, check: Callable[[], str | None]) -> None:
+        """Run ``check`` every ``every_s`` from ``check()``; report what it returns."""
+        self._watches.append([name, every_s, check, time.monotonic() + every_s])
 
     def run(self, stop: threading.Event) -> bool:
         """Supervise until ``stop`` is set (True) or an essential component is given up on
@@ -138,7 +155,20 @@ class Supervisor:
                 self._check_running(slot, now)
             elif slot.state == "waiting" and now >= slot.restart_at:
                 self._restart(slot, now)
-        failed = [slot for slot in self._slots if slot.state == "failed"]
+            elif slot.state == "failed" and slot.retrying and now >= slot.restart_at:
+                self.report(Event(slot.component.name, "retrying", "trying it again"))
+                self._restart(slot, now)
+        for entry in self._watches:
+            name, every_s, check, due = entry
+            if now >= due:
+                entry[3] = now + every_s
+                try:
+                    message = check()
+                except Exception:  # noqa: BLE001 - a watch never takes the supervisor down
+                    message = None
+                if message:
+                    self.report(Event(name, "alarm", message))
+        failed = [slot for slot in self._slots if slot.state == "failed" and not slot.retrying]
         if failed and now - self._reminded_at >= self.remind_every_s:
             if self._reminded_at:
                 for slot in failed:
@@ -153,6 +183,7 @@ class Supervisor:
         if failure is None:
             if slot.restarted and now - slot.started_at >= self.policy.healthy_after_s:
                 slot.restarted = False
+                slot.retrying = False
                 slot.failures.clear()
                 slot.backoff_s = 0.0
                 self.report(Event(component.name, "recovered", "running normally again"))
@@ -170,10 +201,26 @@ class Supervisor:
         while slot.failures and now - slot.failures[0] > policy.window_s:
             slot.failures.popleft()
         name = slot.component.name
+        if slot.retrying:  # tried again after giving up: still broken, wait for the next try
+            slot.state = "failed"
+            slot.restart_at = now + policy.retry_failed_s
+            self.report(
+                Event(
+                    name, "still-failed", f"{error}; trying again in {policy.retry_failed_s:.0f}s"
+                )
+            )
+            return
         if len(slot.failures) >= policy.max_failures:
             slot.state = "failed"
             if slot.component.essential:
                 advice = "hybridshop cannot run without it: stopping everything."
+            elif policy.retry_failed_s > 0:
+                advice = (
+                    "the rest keeps running without it; fix the cause and it is started "
+                    f"again within {policy.retry_failed_s:.0f}s (or restart `up`)."
+                )
+                slot.retrying = True
+                slot.restart_at = now + policy.retry_failed_s
             else:
                 advice = "the rest keeps running without it; fix the cause and restart `up`."
             event = Event(

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -33,9 +33,11 @@ from hybridshop.cli.supervisor import (
     DaemonComponent,
     Event,
     ProcessComponent,
+    RestartPolicy,
     Supervisor,
     ThreadComponent,
 )
+from hybridshop.db.replication import DEFAULT_SLOT, DEFAULT_WAL_ALARM_MB
 
 if TYPE_CHECKING:
     from hybridshop.db.embedded import EmbeddedPostgres
@@ -50,10 +52,12 @@ class Stack:
     reverse), ``urls`` what the table shows."""
 
     urls: list[tuple[str, str, str]] = field(default_factory=list)  # component, url, stands in for
+    retry_failed_s: float = 60.0
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.supervisor = Supervisor(report=self._report)
+        policy = RestartPolicy(retry_failed_s=self.retry_failed_s)
+        self.supervisor = Supervisor(report=self._report, policy=policy)
 
     def _report(self, event: Event) -> None:
         """Print a supervision event the moment it happens, then the state of everything."""
@@ -120,6 +124,20 @@ def up(
         envvar="HYBRIDSHOP_DASHBOARD_PORT",
         help="Dashboards port.",
     ),
+    wal_alarm_mb: float = typer.Option(
+        DEFAULT_WAL_ALARM_MB,
+        "--wal-alarm-mb",
+        min=0,
+        help="Alarm when the replication slot retains more WAL than this many MB (as the "
+        "deployed CloudWatch alarm does).",
+    ),
+    retry_failed_s: float = typer.Option(
+        60.0,
+        "--retry-failed-after",
+        min=0,
+        help="Seconds after which a component given up on (the replicator, the shop) is "
+        "tried again, so it resumes once its cause is fixed (0: never).",
+    ),
     keep_db: bool = typer.Option(
         False,
         "--keep-db",
@@ -133,7 +151,16 @@ def up(
     """
     from hybridshop.db.local import ensure_database
 
-    stack = Stack()
+    lock = _hold_state_lock()
+    listeners = [(host, api_port, "--api-port", "HYBRIDSHOP_API_PORT")]
+    if web:
+        listeners.append((host, web_port, "--web-port", "HYBRIDSHOP_WEB_PORT"))
+    if dashboards:
+        listeners.append((host, dashboard_port, "--dashboard-port", "HYBRIDSHOP_DASHBOARD_PORT"))
+    if issuer_port:  # always on loopback
+        listeners.append(("127.0.0.1", issuer_port, "--issuer-port", "HYBRIDSHOP_ISSUER_PORT"))
+    _require_free_ports(listeners)
+    stack = Stack(retry_failed_s=retry_failed_s)
     stop_event = threading.Event()
     ok = True
 
@@ -211,7 +238,7 @@ def up(
 
         checkpoint()
         if replicate:
-            _start_replicator(stack, database.dsn)
+            _start_replicator(stack, database.dsn, wal_alarm_mb)
 
         checkpoint()
         if dashboards:
@@ -232,8 +259,68 @@ def up(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("stopped.")
+    lock.close()
     if not ok:
         raise typer.Exit(1)
+
+
+def _require_free_ports(listeners: list[tuple[str, int, str, str]]) -> None:
+    """Before starting anything: each port ``up`` will listen on is free, or a one-line error
+    naming the option that moves it (a server failing to bind later said only "Address
+    already in use", or printed a traceback)."""
+    import errno
+    import socket
+
+    seen: dict[int, str] = {}
+    for host, port, option, variable in listeners:
+        if port in seen:
+            _fail_start(f"{option} and {seen[port]} are both {port}: give each its own port")
+        seen[port] = option
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                _fail_start(
+                    f"port {port} on {host} is taken by another program: stop it, or pass "
+                    f"{option} (or set {variable})"
+                )
+
+
+def _fail_start(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _hold_state_lock() -> IO[str]:
+    """One ``up`` per state folder: a second would share its PostgreSQL and fight over the
+    warehouse and the slot. The lock is the kernel's (flock), so it goes with the process,
+    even after kill -9; the file names the holder."""
+    import fcntl
+
+    state = settings.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "up.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        _fail_start(
+            f"another `hybridshop up` (pid {holder}) is running with the state folder "
+            f"{state}. Stop it (Ctrl-C in its terminal), or give this one its own folder and "
+            "ports: HYBRIDSHOP_HOME=<folder> hybridshop up --api-port … --web-port … "
+            "--pg-port … --dashboard-port …"
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class _Interrupted(Exception):
@@ -266,7 +353,7 @@ def _start_gateway(
     return gateway
 
 
-def _start_replicator(stack: Stack, dsn: str) -> None:
+def _start_replicator(stack: Stack, dsn: str, wal_alarm_mb: float) -> None:
     from hybridshop.datastream.service import snapshot_path_for
 
     warehouse = settings.state_dir() / "warehouse.duckdb"
@@ -277,10 +364,38 @@ def _start_replicator(stack: Stack, dsn: str) -> None:
     args += ["--duckdb", str(warehouse), "--snapshot", str(reader_copy)]
     log_file = settings.state_dir() / "logs" / "replicator.log"
     stack.supervisor.start(ProcessComponent("replicator", args, log_file))
+    stack.supervisor.watch("replicator", WAL_WATCH_EVERY_S, _WalWatch(dsn, wal_alarm_mb))
     # Other processes cannot open a DuckDB file that one process writes: they read the copy.
     stack.urls.append(
         ("Warehouse (DuckDB, read this copy)", str(reader_copy), "Datastream -> BigQuery")
     )
+
+
+WAL_WATCH_EVERY_S = 10.0
+
+
+class _WalWatch:
+    """WAL piling up for the slot (the replicator stopped or behind): the alarm, then again
+    every ``repeat_s`` while it lasts, and a word once it is back under."""
+
+    def __init__(self, dsn: str, alarm_mb: float, repeat_s: float = 300.0) -> None:
+        self.dsn, self.alarm_mb, self.repeat_s = dsn, alarm_mb, repeat_s
+        self._said_at: float | None = None
+
+    def __call__(self) -> str | None:
+        import time
+
+        from hybridshop.datastream.status import source_status, wal_alarm
+
+        alarm = wal_alarm(source_status(self.dsn, DEFAULT_SLOT), self.alarm_mb)
+        now = time.monotonic()
+        if alarm is None:
+            cleared, self._said_at = self._said_at is not None, None
+            return f"WAL retained back under {self.alarm_mb:g} MB" if cleared else None
+        if self._said_at is not None and now - self._said_at < self.repeat_s:
+            return None
+        self._said_at = now
+        return alarm
 
 
 def _postgres(server: EmbeddedPostgres, owned: bool) -> DaemonComponent:
@@ -313,6 +428,8 @@ _STYLE = {
     "restarted": "green",
     "recovered": "green",
     "stop-failed": "yellow",
+    "retrying": "yellow",
+    "alarm": "bold yellow",
 }
 
 

@@ -523,6 +523,11 @@ def warehouse_fault(
                 "slot keeps every change until then, and the replicator catches up when it "
                 "runs again."
             )
+    if "not a valid duckdb" in lowered:
+        return WarehouseUnavailable(
+            f"cannot use the warehouse {path}: {detail} Fix: move it aside; the replicator "
+            "then copies every table again into a new one."
+        )
     if opening or isinstance(exc, (OSError, duckdb.IOException)):
         return WarehouseUnavailable(f"cannot use the warehouse {path}: {detail}")
     return None

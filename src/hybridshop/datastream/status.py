@@ -23,6 +23,7 @@ from hybridshop.datastream.statestore import (
     read_rejects,
     read_tables,
 )
+from hybridshop.db.replication import DEFAULT_WAL_ALARM_MB
 
 
 def source_status(dsn: str, slot: str) -> dict[str, Any]:
@@ -148,12 +149,30 @@ def gather_status(
     return info
 
 
-def status_exit_code(info: dict[str, Any]) -> int:
-    """0 healthy; 1 when changes were rejected, tables are stopped, or the replicator's last
-    run failed (scripts can alert on it); expected failures exit 2 before getting here."""
+def wal_alarm(source: dict[str, Any], alarm_mb: float = DEFAULT_WAL_ALARM_MB) -> str | None:
+    """The alarm to raise when the slot retains more WAL than ``alarm_mb``, else None."""
+    retained = source.get("wal_retained_bytes")
+    if not source.get("exists") or retained is None or retained <= alarm_mb * 1024 * 1024:
+        return None
+    slot = source.get("slot")
+    why = "the replicator is behind" if source.get("active") else "no replicator consumes it"
+    return (
+        f"slot {slot} retains {retained / 2**20:.1f} MB of WAL (alarm above {alarm_mb:g} MB): "
+        f"{why}, and PostgreSQL keeps that WAL until it is consumed, until the disk is full. "
+        "Start the replicator (`hybridshop up` or `hybridshop replicate`) or, if this "
+        f"warehouse is abandoned, drop the slot: SELECT pg_drop_replication_slot('{slot}');"
+    )
+
+
+def status_exit_code(info: dict[str, Any], wal_alarm_mb: float = DEFAULT_WAL_ALARM_MB) -> int:
+    """0 healthy; 1 when changes were rejected, tables are stopped, the slot retains more WAL
+    than ``wal_alarm_mb``, or the replicator's last run failed (scripts can alert on it);
+    expected failures exit 2 before getting here."""
     live = info.get("replicator", {})
     dst = info.get("destination", {})
     if dst.get("rejected_changes", 0) or stopped_tables(info):
+        return 1
+    if wal_alarm(info.get("source", {}), wal_alarm_mb):
         return 1
     return 1 if live.get("phase") in ("failed", "dead") else 0
 

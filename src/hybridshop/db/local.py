@@ -7,6 +7,8 @@ never start our own.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -36,14 +38,26 @@ def embedded_server(pg_port: int | None = None) -> EmbeddedPostgres:
 
 
 def ensure_database(
-    pg_port: int | None = None, *, migrate: bool = True, seed: bool = True
+    pg_port: int | None = None,
+    *,
+    migrate: bool = True,
+    seed: bool = True,
+    stop_at_exit: bool = False,
 ) -> Database:
-    """Use ``DATABASE_URL`` or start/reuse the embedded server; migrate; seed an empty catalog."""
+    """Use ``DATABASE_URL`` or start/reuse the embedded server; migrate; seed an empty catalog.
+
+    ``stop_at_exit``: a command that runs and ends (``replicate status``, ``db migrate``…)
+    stops the embedded server when its process exits if it had to start it, instead of
+    leaving a PostgreSQL running in the background; one already running is left as found
+    (``db url`` and ``up --keep-db`` leave it running on purpose; ``db stop`` stops it)."""
     dsn = os.environ.get("DATABASE_URL")
     server = None
     if not dsn:
         server = embedded_server(pg_port)
+        was_running = server.is_running()
         dsn = server.start()
+        if stop_at_exit and not was_running:
+            atexit.register(_stop_quietly, server)
     if migrate:
         conn = psycopg2.connect(dsn)
         try:
@@ -55,3 +69,8 @@ def ensure_database(
         finally:
             conn.close()
     return Database(dsn=dsn, server=server)
+
+
+def _stop_quietly(server: EmbeddedPostgres) -> None:
+    with contextlib.suppress(Exception):  # exiting anyway: a failed stop must not mask why
+        server.stop()

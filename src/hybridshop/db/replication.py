@@ -14,6 +14,9 @@ REPLICATED_TABLES: tuple[str, ...] = ("products", "orders")
 DEFAULT_SCHEMA = "public"
 DEFAULT_PUBLICATION = "hybridshop_pub"
 DEFAULT_SLOT = "hybridshop_slot"
+# Alarm when a slot retains more WAL than this, as the deployed CloudWatch alarm on
+# OldestReplicationSlotLag does (terraform: replication_lag_alarm_mb).
+DEFAULT_WAL_ALARM_MB = 1024.0
 
 
 def ensure_publication(
