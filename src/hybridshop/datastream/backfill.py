@@ -414,7 +414,7 @@ class TableCopy:
         jobs = [
             (index, table, pages)
             for index, table in enumerate(self.tables)
-            for pages in page_ranges(snap, table, self.options.chunk_pages)
+            for pages in page_ranges(snap, table, self._step_pages())
         ]
         self.rows = [0] * len(self.tables)
         self.wh.begin()
@@ -430,6 +430,12 @@ class TableCopy:
         self._tmp = tempfile.TemporaryDirectory(dir=self.options.tmp_dir)
         self._copier = _ChunkCopier(snap, jobs, Path(self._tmp.name), len(self.tables))
         self._copier.__enter__()
+
+    def _step_pages(self) -> int:
+        """Pages per step: the stream waits for one step's load, so a quarter of the
+        blocking backfill's ranges (512 pages, 4 MB, by default)."""
+        pages = self.options.chunk_pages
+        return pages if pages <= 0 else max(1, pages // 4)
 
     def hold(self, item: tuple[Any, ...]) -> None:
         """A change of a copied table in a transaction ending after P (see ``finish``)."""
