@@ -203,3 +203,34 @@ def test_left_join_stays_when_unmatched_rows_count(
     group = " GROUP BY 1" if select.startswith("p.category") else ""
     local = to_duckdb(f"SELECT {select} {P_JOIN_O}{group}")
     assert "LEFT JOIN" in local
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) AS c FROM `x.y.public_orders` AS o ORDER BY 1 DESC LIMIT 500",
+        "SELECT 1.0 * COUNT(o.id) / NULLIF(COUNT(*), 0) AS r FROM `x.y.public_orders` AS o "
+        "ORDER BY 1 DESC LIMIT 500",
+        "SELECT MAX(o.price) AS m FROM `x.y.public_orders` AS o WHERE o.id > 99 "
+        "ORDER BY 1 DESC LIMIT 1",
+    ],
+)
+def test_single_row_aggregates_need_no_sort(fanout_db: duckdb.DuckDBPyConnection, sql: str) -> None:
+    local = to_duckdb(sql)
+    assert "ORDER BY" not in local and "LIMIT" not in local
+    with_sort = fanout_db.execute(local + "\nORDER BY 1 DESC LIMIT 1").fetchall()
+    assert fanout_db.execute(local).fetchall() == with_sort
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT o.channel, COUNT(*) FROM `x.y.public_orders` AS o GROUP BY 1 ORDER BY 2 LIMIT 1",
+        "SELECT o.id FROM `x.y.public_orders` AS o ORDER BY 1 LIMIT 2",  # no aggregate
+        "SELECT COUNT(*) FROM `x.y.public_orders` AS o LIMIT 0",  # no row at all
+        "SELECT o.id, COUNT(*) OVER () FROM `x.y.public_orders` AS o ORDER BY 1 LIMIT 2",
+    ],
+)
+def test_sorts_and_limits_stay_where_rows_can_be_many_or_none(sql: str) -> None:
+    local = to_duckdb(sql)
+    assert "LIMIT" in local

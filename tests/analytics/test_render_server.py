@@ -101,6 +101,13 @@ def test_index_lists_dashboards_and_project_problems(server: DashboardServer):
     assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
 
 
+def test_health_is_the_path_the_rest_of_the_stack_uses(server: DashboardServer):
+    resp = get(server, "/health")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}  # the shop's /health body
+    assert get(server, "/healthz").status_code == 404
+
+
 def test_every_tile_type_with_hand_computed_values(server: DashboardServer, shop: Shop):
     t = tiles(server)
     assert {x["kind"] for x in t.values()} == {"text", "single_value", "chart", "table"}

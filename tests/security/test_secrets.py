@@ -161,7 +161,7 @@ def stack(pg: EmbeddedPostgres, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def _wait_ready(proc: subprocess.Popen[bytes], urls: dict[str, str], tmp: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    pending = {"web": "/health", "dash": "/healthz", "api": "/openapi.json"}
+    pending = {"web": "/health", "dash": "/health", "api": "/openapi.json"}
     while pending:
         if proc.poll() is not None:
             pytest.fail("hybridshop up exited early:\n" + (tmp / "stderr.txt").read_text()[-3000:])

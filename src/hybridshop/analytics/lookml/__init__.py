@@ -39,11 +39,15 @@ The public contract (what the dashboard renderer, server, export and CLI build o
     ``sorts`` ([(field, descending)]), ``limit``, ``filters`` (field → expression applied),
     ``tables`` (the Datastream tables read), ``errors: list[ElementError]`` (an
     ``UnsupportedError`` for a feature we do not implement); ``ok`` is True when there is SQL
-    to run.
+    to run. ``assumed_sql`` / ``assumes``: DuckDB SQL with the same rows when every
+    ``JoinFact`` in ``assumes`` holds for the data (None / [] when no fact would help).
 
-``run_query(compiled, warehouse) -> QueryResult``
+``run_query(compiled, warehouse, facts=None) -> QueryResult``
     ``warehouse`` is a DuckDB connection (its ``TimeZone`` is set to UTC) or a path to a
-    DuckDB file (opened read-only). ``QueryResult.rows`` is a list of dicts keyed by
+    DuckDB file (opened read-only). ``facts`` (a ``JoinFacts`` for the warehouse's current
+    data) lets it run ``compiled.assumed_sql`` — the same rows by a cheaper plan — when the
+    ``JoinFact``s it assumes hold (every order has its product: INNER instead of LEFT JOIN;
+    no product has two orders: no ``COUNT(DISTINCT pk)``); ``QueryResult.sql`` is what ran. ``QueryResult.rows`` is a list of dicts keyed by
     field name, un-pivoted (long form: one row per dimension + pivot value), dates filled
     for ``fill_fields``; ``QueryResult.pivot_values`` lists the distinct pivot tuples;
     ``QueryResult.wide_rows()`` gives Looker's pivoted table form. Raises ``ValueError``
@@ -58,6 +62,7 @@ from __future__ import annotations
 from hybridshop.analytics.lookml.compiler import (
     CompiledQuery,
     FieldInfo,
+    JoinFact,
     compile_element,
     compile_query,
 )
@@ -74,7 +79,7 @@ from hybridshop.analytics.lookml.project import (
     default_project_path,
     load_project,
 )
-from hybridshop.analytics.lookml.runner import QueryResult, run_query
+from hybridshop.analytics.lookml.runner import JoinFacts, QueryResult, run_query
 from hybridshop.analytics.lookml.validate import validate_project
 
 __all__ = [
@@ -85,6 +90,8 @@ __all__ = [
     "ElementError",
     "FieldInfo",
     "FilterExpressionError",
+    "JoinFact",
+    "JoinFacts",
     "Project",
     "QueryResult",
     "UnsupportedError",

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+import sqlglot
+from sqlglot import exp
 
 from hybridshop.analytics.lookml import filters as fx
 from hybridshop.analytics.lookml.errors import ElementError, FilterExpressionError, UnsupportedError
-from hybridshop.analytics.lookml.project import Explore, Field, Project, View
+from hybridshop.analytics.lookml.project import Explore, Field, Join, Project, View
 from hybridshop.analytics.lookml.transpile import TranspileError, to_duckdb
 
 DEFAULT_LIMIT = 500
@@ -84,6 +87,36 @@ class FieldInfo:
         )
 
 
+@dataclass(frozen=True)
+class JoinFact:
+    """A property of the warehouse's data under which DuckDB may run a cheaper query that
+    returns exactly the same rows (``CompiledQuery.assumed_sql``).
+
+    - ``all_matched``: every row of the explore's base view has its row in the joined view (a
+      ``many_to_one``/``one_to_one`` LEFT JOIN on the joined view's primary key). Then the
+      LEFT JOIN adds no NULL-extended row and equals an INNER JOIN, which DuckDB runs several
+      times faster (its build side may then be either input).
+    - ``no_fanout``: no base row matches more than one row of a ``one_to_many`` /
+      ``many_to_many`` join, so the join repeats no base row and the base view's counts, sums
+      and averages need no ``COUNT(DISTINCT pk)`` / symmetric aggregate.
+
+    ``sql`` (DuckDB) returns one boolean. Both read the whole tables, so a fact that holds
+    holds for every filtered subset; they depend on the data only, so a caller computes each
+    once per warehouse version (``runner.JoinFacts``). Like Looker's symmetric aggregates they
+    take the declared ``primary_key`` to be unique.
+    """
+
+    kind: str  # all_matched | no_fanout
+    explore: str
+    join: str
+    sql: str
+
+    def describe(self) -> str:
+        if self.kind == "all_matched":
+            return f"every {self.explore} row has its {self.join} row"
+        return f"no {self.explore} row matches more than one {self.join} row"
+
+
 @dataclass
 class CompiledQuery:
     dashboard: str | None
@@ -100,6 +133,10 @@ class CompiledQuery:
     filters: dict[str, str] = field(default_factory=dict)  # field -> expression applied
     errors: list[ElementError] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)  # Datastream tables the query reads
+    # DuckDB SQL with the same result when every fact in ``assumes`` holds for the data
+    # (``run_query`` checks them, once per warehouse version, when given a ``JoinFacts``)
+    assumed_sql: str | None = None
+    assumes: list[JoinFact] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -582,6 +619,7 @@ def compile_query(
     dashboard: str | None = None,
     element: str | None = None,
     filter_sources: Mapping[str, tuple[str, int, str]] | None = None,
+    _explore: Explore | None = None,
 ) -> CompiledQuery:
     """Compile an explore query (``fields`` as ``view.field``) to BigQuery and DuckDB SQL.
 
@@ -600,7 +638,7 @@ def compile_query(
         out.errors.append(cls(exc.file or file, at, label, exc.message))
         return out
 
-    ex = project.explore(model, explore)
+    ex = _explore if _explore is not None else project.explore(model, explore)
     if ex is None:
         where_m = f" in model {model!r}" if model else ""
         return fail(_Fail(f"unknown explore {explore!r}{where_m}"), "explore")
@@ -757,7 +795,132 @@ def compile_query(
         out.duckdb_sql = to_duckdb(local, table_map)
     except TranspileError as exc:
         out.errors.append(ElementError(file, line, label, str(exc)))
+    if out.ok and _explore is None:
+        facts = _join_facts(project, ex, q.used, now, table_map)
+        if facts:
+            variant = compile_query(
+                project,
+                model,
+                explore,
+                fields,
+                filters=filters,
+                sorts=sorts,
+                limit=limit,
+                pivots=pivots,
+                fill_fields=fill_fields,
+                now=now,
+                table_map=table_map,
+                where=where,
+                lines=lines,
+                dashboard=dashboard,
+                element=element,
+                filter_sources=filter_sources,
+                _explore=_assuming(ex, facts),
+            )
+            if variant.ok and variant.duckdb_sql != out.duckdb_sql:
+                out.assumed_sql, out.assumes = variant.duckdb_sql, facts
     return out
+
+
+def _assuming(ex: Explore, facts: list[JoinFact]) -> Explore:
+    """The explore as it behaves on data where ``facts`` hold (local execution only)."""
+    joins = dict(ex.joins)
+    for fact in facts:
+        j = joins[fact.join]
+        if fact.kind == "all_matched":
+            joins[j.name] = replace(j, type="inner")
+        else:
+            one = "one_to_one" if j.relationship == "one_to_many" else "many_to_one"
+            joins[j.name] = replace(j, relationship=one)
+    return replace(ex, joins=joins)
+
+
+def _join_facts(
+    project: Project,
+    ex: Explore,
+    used: set[str],
+    now: datetime | None,
+    table_map: Mapping[str, str] | None,
+) -> list[JoinFact]:
+    """The facts that would let the query's joins run cheaper (see ``JoinFact``)."""
+    facts: list[JoinFact] = []
+    for j in ex.joins.values():
+        if j.name not in used or j.type not in ("left_outer", "inner") or not j.sql_on:
+            continue
+        try:
+            fact = _join_fact(project, ex, j, now)
+        except (_Fail, sqlglot.errors.SqlglotError):
+            continue
+        if fact is not None:
+            kind, sql = fact
+            try:
+                local = to_duckdb(sql, table_map)
+            except TranspileError:
+                continue
+            facts.append(JoinFact(kind, ex.name, j.name, local))
+    return facts
+
+
+def _equality_with(on: str, key: str, other_alias: str) -> str | None:
+    """For ``on`` of the form ``key = e`` (either order) where ``e`` reads only columns of
+    ``other_alias``: ``e`` (BigQuery text); else None."""
+    key_text = sqlglot.parse_one(key, read="bigquery").sql("bigquery")
+    tree = sqlglot.parse_one(on, read="bigquery")
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if not isinstance(tree, exp.EQ):
+        return None
+    sides = [tree.this, tree.expression]
+    texts = [side.sql("bigquery") for side in sides]
+    if key_text not in texts:
+        return None
+    other = sides[1 - texts.index(key_text)]
+    columns = list(other.find_all(exp.Column))
+    if not columns or any(c.table != other_alias for c in columns):
+        return None
+    return other.sql("bigquery")
+
+
+def _join_fact(
+    project: Project, ex: Explore, j: Join, now: datetime | None
+) -> tuple[str, str] | None:
+    q = _Query(project, ex, now)
+    q.used = set()
+    on = q.substitute(j.sql_on or "", j.name)
+    if q.used - {q.base_alias, j.name} or q.base_alias not in q.used:
+        return None  # the ON clause involves a third view: no fact of two tables decides it
+    base, view = q.aliases[q.base_alias], q.aliases[j.name]
+    if not base.sql_table_name or not view.sql_table_name:
+        return None
+    joined = (
+        f"FROM {base.sql_table_name} AS {q.base_alias} "
+        f"INNER JOIN {view.sql_table_name} AS {j.name} ON {on}"
+    )
+    if j.relationship in _FANOUT:
+        if base.primary_key() is None:
+            return None
+        pk = q.pk_sql(q.base_alias)
+        other = _equality_with(on, pk, j.name)
+        if other is not None:
+            # ON base.pk = j.x: no base row matches two j rows when j.x is unique — one
+            # table, no join (about half the time of the general form)
+            return "no_fanout", (
+                f"SELECT COUNT({other}) = COUNT(DISTINCT {other}) "
+                f"FROM {view.sql_table_name} AS {j.name}"
+            )
+        return "no_fanout", f"SELECT COUNT(*) = COUNT(DISTINCT {pk}) {joined}"
+    if view.primary_key() is None or j.type != "left_outer":
+        return None
+    # each base row matches at most one joined row only when the ON clause is an equality
+    # with the joined view's primary key: then "as many joined rows as base rows" = "all
+    # matched"
+    if _equality_with(on, q.pk_sql(j.name), q.base_alias) is None:
+        return None
+    return (
+        "all_matched",
+        f"SELECT (SELECT COUNT(*) FROM {base.sql_table_name} AS {q.base_alias}) = "
+        f"(SELECT COUNT(*) {joined})",
+    )
 
 
 def _check_ref(project: Project, model: str | None, explore: str, ref: str) -> str | None:

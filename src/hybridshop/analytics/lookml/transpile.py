@@ -32,6 +32,9 @@ applied to the BigQuery AST before ``.sql("duckdb")``:
   → 2 x BIGINT. Looker's MD5 form itself also runs (the DECIMAL fixes above).
 - ``LEFT JOIN j`` → ``JOIN j`` in an aggregate query without ``GROUP BY`` whose every
   aggregate ignores j's unmatched rows (they only add NULLs): same single row, cheaper join.
+- ``ORDER BY`` / ``LIMIT n`` of an aggregate query without ``GROUP BY`` (Looker sorts and
+  limits its single-value queries too) are dropped: one row (none with a false ``HAVING``)
+  needs no sort, and DuckDB then skips its Top-N operator.
 - `` `project.dataset.table` `` → the local table (``table_map``, default ``main.<table>``).
 """
 
@@ -263,6 +266,28 @@ def _inner_join_when_unmatched_rows_count_nothing(tree: exp.Expression) -> exp.E
     return tree
 
 
+def _single_row_needs_no_sort(tree: exp.Expression) -> exp.Expression:
+    """Drop ORDER BY / LIMIT n (n >= 1) of an aggregate query without GROUP BY: one row."""
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("offset"):
+        return tree
+    if tree.args.get("distinct") or tree.find(exp.Window, exp.Union) is not None:
+        return tree
+    if not tree.expressions or not all(
+        p.find(exp.AggFunc) is not None
+        and all(c.find_ancestor(exp.AggFunc) is not None for c in p.find_all(exp.Column))
+        for p in tree.expressions
+    ):
+        return tree
+    limit = tree.args.get("limit")
+    if limit is not None:
+        n = limit.expression
+        if not (isinstance(n, exp.Literal) and n.is_int and int(n.this) >= 1):
+            return tree
+        tree.set("limit", None)
+    tree.set("order", None)
+    return tree
+
+
 def to_duckdb(bigquery_sql: str, table_map: Mapping[str, str] | None = None) -> str:
     """Transpile one BigQuery statement to DuckDB with the fixes above.
 
@@ -284,6 +309,7 @@ def _to_duckdb(bigquery_sql: str, table_items: tuple[tuple[str, str], ...]) -> s
         .transform(_fix_epoch_compare)
     )
     fixed = _inner_join_when_unmatched_rows_count_nothing(fixed)
+    fixed = _single_row_needs_no_sort(fixed)
     try:
         return fixed.sql("duckdb", pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as exc:

@@ -167,9 +167,11 @@ def create_app(service: DashboardService, *, allowed_hosts: set[str] | None = No
         resp.headers["Cache-Control"] = "public, max-age=86400"
         return resp
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response(json.dumps({"ok": True}), mimetype="application/json")
+    @app.get("/health")
+    def health() -> Response:
+        """Liveness, the same path and body as the shop's (``web/views/health.py``; not
+        ``/healthz``, which Cloud Run's front end reserves)."""
+        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
 
     @app.errorhandler(404)
     def not_found(exc: Any) -> tuple[str, int]:

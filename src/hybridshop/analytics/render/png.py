@@ -437,5 +437,7 @@ def dashboard_png(data: dict[str, Any], scale: float = 2.0) -> bytes:
         (156, 163, 175),
     )
     out = io.BytesIO()
-    image.save(out, "PNG", optimize=False, compress_level=6)
+    # zlib level 1: about half the encode time of 6 for a ~30 % larger file (a 2880 px wide
+    # dashboard: ~0.2 s less per export, 375 -> 480 KB)
+    image.save(out, "PNG", optimize=False, compress_level=1)
     return out.getvalue()

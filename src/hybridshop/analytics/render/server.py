@@ -87,10 +87,14 @@ def make_dashboard_server(
     *,
     project_dir: Path | None = None,
     access_log: bool = False,
+    hold_open: bool | None = None,
     **service_kwargs: Any,
 ) -> DashboardServer:
-    """Build (not start) a server for the dashboards of ``project_dir`` on ``warehouse``."""
-    service = DashboardService(WarehouseFile(warehouse), project_dir, **service_kwargs)
+    """Build (not start) a server for the dashboards of ``project_dir`` on ``warehouse``
+    (``hold_open``: see ``WarehouseFile``; default: hold a replicator's read copy open)."""
+    service = DashboardService(
+        WarehouseFile(warehouse, hold_open=hold_open), project_dir, **service_kwargs
+    )
     loopback = host in {"127.0.0.1", "localhost", "::1"}
     app = create_app(service, allowed_hosts=set(LOOPBACK_NAMES) if loopback else None)
     handler = _Handler if access_log else _QuietHandler

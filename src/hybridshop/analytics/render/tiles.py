@@ -30,6 +30,8 @@ TABLE_TYPES = {"looker_grid", "table"}
 SINGLE_VALUE_TYPES = {"single_value"}
 TEXT_TYPES = {"text"}
 MAX_ROWS_SHOWN = 500  # Looker's default row limit; a table tile scrolls
+# (an element's own larger ``limit`` — up to the compiler's 5000 — is shown in full: a
+# 24-hour per-minute chart with ``limit: 1500`` must not stop after its first 500 minutes)
 
 
 @dataclass
@@ -267,9 +269,14 @@ def build_tile(
         tile.errors.append(f"{tile.name}: query failed: {exc}")
         tile.took_ms = (time.perf_counter() - started) * 1000
         return tile
+    ran = _attr(result, "sql", None)
+    if isinstance(ran, str):
+        tile.duckdb_sql = ran  # "show SQL": the DuckDB SQL that ran (see JoinFact)
     raw_rows = list(_attr(result, "rows", None) or [])
-    if len(raw_rows) > MAX_ROWS_SHOWN:
-        raw_rows, tile.truncated = raw_rows[:MAX_ROWS_SHOWN], True
+    limit = _attr(compiled, "limit", None)
+    shown = max(MAX_ROWS_SHOWN, limit if isinstance(limit, int) else 0)
+    if len(raw_rows) > shown:
+        raw_rows, tile.truncated = raw_rows[:shown], True
     tile.columns = columns_for(fields)
     tile.rows, tile.text = shape_rows(fields, tile.columns, raw_rows)
     pivots = [str(p) for p in (_attr(compiled, "pivots", None) or [])]

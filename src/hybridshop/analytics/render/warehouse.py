@@ -10,6 +10,10 @@ identity.
 
 Connections are never closed under a running query: a replaced copy is closed when its last
 cursor is (each copy is its own DuckDB instance with its own cache, so they are not kept).
+
+Each opened copy has its own ``JoinFacts`` (what its data lets DuckDB assume, see
+``lookml.compiler.JoinFact``): a copy is never written after it is opened (the replicator
+replaces the file), so a fact checked once holds for every query on that copy.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from hybridshop.analytics.lookml.runner import ALIAS, apply_settings, open_read_only
+from hybridshop.analytics.lookml.runner import ALIAS, JoinFacts, apply_settings, open_read_only
 
 RETIRE_AFTER_S = 120.0  # a replaced copy still in use after this is closed anyway
 
@@ -97,6 +101,8 @@ class WarehouseFile:
         self._identity: tuple[int, int, int] | None = None
         self._retired: list[tuple[float, duckdb.DuckDBPyConnection]] = []
         self._in_use: dict[int, int] = {}  # id(connection) -> open cursors
+        self._facts: dict[int, JoinFacts] = {}  # id(connection) -> what its data allows
+        self._cursor_facts: dict[int, JoinFacts] = {}  # id(open cursor) -> its copy's facts
         self._state: WarehouseState | None = None
         self._checked_at = 0.0
         self._min_check = min_check_interval_s
@@ -142,6 +148,7 @@ class WarehouseFile:
         for retired_at, con in self._retired:
             if not self._in_use.get(id(con)) or now - retired_at > RETIRE_AFTER_S:
                 self._in_use.pop(id(con), None)
+                self._facts.pop(id(con), None)
                 with contextlib.suppress(duckdb.Error):
                     con.close()
             else:
@@ -157,6 +164,7 @@ class WarehouseFile:
             assert con is not None
             cur = con.cursor()
             self._in_use[id(con)] = self._in_use.get(id(con), 0) + 1
+            self._cursor_facts[id(cur)] = self._facts.setdefault(id(con), JoinFacts())
         try:
             cur.execute(f"USE {ALIAS}")
             apply_settings(cur)
@@ -164,16 +172,31 @@ class WarehouseFile:
         finally:
             cur.close()
             with self._lock:
+                self._cursor_facts.pop(id(cur), None)
                 self._in_use[id(con)] -= 1
                 if con is not self._con:
                     self._close_retired()
                 else:
                     self._release_if_idle()
 
+    def facts_for(self, cursor: Any) -> JoinFacts | None:
+        """The ``JoinFacts`` of the copy an open ``cursor()`` reads (None for another)."""
+        with self._lock:
+            return self._cursor_facts.get(id(cursor))
+
+    def forget_facts(self) -> None:
+        """Check every fact again (a cold render, for the benchmark)."""
+        with self._lock:
+            for con_id in list(self._facts):
+                self._facts[con_id] = JoinFacts()
+            for cur_id in list(self._cursor_facts):
+                self._cursor_facts[cur_id] = JoinFacts()
+
     def _release_if_idle(self) -> None:
         if self._hold or self._con is None or self._in_use.get(id(self._con)):
             return
         self._in_use.pop(id(self._con), None)
+        self._facts.pop(id(self._con), None)
         with contextlib.suppress(duckdb.Error):
             self._con.close()
         self._con = None  # the identity stays: state() knows whether the file changed
@@ -184,6 +207,7 @@ class WarehouseFile:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
             self._retired.clear()
+            self._facts.clear()
             if self._con is not None:
                 self._con.close()
             self._con, self._identity, self._state = None, None, None

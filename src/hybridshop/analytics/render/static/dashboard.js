@@ -342,7 +342,7 @@
     else if (t.kind === "single_value") drawSingle(body, t);
     else if (t.kind === "table") drawTable(body, t);
     else if (t.kind === "text") drawText(body, t);
-    if (t.truncated) body.appendChild(el("p", { className: "note", text: "Showing the first 500 rows." }));
+    if (t.truncated) body.appendChild(el("p", { className: "note", text: "Showing the first " + t.rows.length + " rows." }));
   }
 
   function drawChart(body, t) {
