@@ -25,6 +25,10 @@ def local_metadata_url(port: int = DEFAULT_ISSUER_PORT) -> str:
 
 DEFAULT_DB_NAME = "hybridshop"
 DEFAULT_CONCURRENCY = 8  # warm execution environments per function in the local gateway
+# Load shedding in the local gateway: with every environment of a function busy, at most
+# this many requests wait for one, none longer than this; past that 429 + Retry-After.
+DEFAULT_MAX_QUEUE = 32
+DEFAULT_MAX_WAIT_S = 2.0
 
 # Identities of the local stand-ins; each side must use the same string.
 # The API's JWT audience: what the local authorizer accepts and the shop asks tokens for.

@@ -101,3 +101,71 @@ def test_purchase_many_needs_a_transaction(conn: psycopg2.extensions.connection)
     conn.autocommit = True
     with pytest.raises(ValueError, match="autocommit"):
         catalog.purchase_many(conn, [(1, PurchaseRequest(), T0)])
+
+
+def test_purchase_many_scopes_keys_to_their_caller(conn: psycopg2.extensions.connection) -> None:
+    """Another caller's key is never replayed to this one (as the single purchase scopes it),
+    and the batch stores caller and fingerprint so later single purchases check them."""
+    a, b = catalog.add_products(conn, [(_new(n), T0) for n in "ab"])
+    mine = PurchaseRequest(buyer_ref="me", idempotency_key="k", caller="shop")
+    theirs = PurchaseRequest(buyer_ref="them", idempotency_key="k", caller="other")
+    first = catalog.purchase_many(conn, [(a, mine, T0)])
+    assert first[0].created
+    # the same key from another caller buys b: its own order, not a replay of mine
+    second = catalog.purchase_many(conn, [(b, theirs, T0)])
+    assert second[0].created and second[0].order is not None
+    assert second[0].order.product_id == b
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT idempotency_caller, request_fingerprint IS NOT NULL FROM orders ORDER BY id"
+        )
+        assert cur.fetchall() == [("shop", True), ("other", True)]
+    conn.commit()
+    # a replay through the single purchase finds it; a different body is a conflict
+    order, created = catalog.purchase(conn, a, mine)
+    assert not created and order == first[0].order
+    with pytest.raises(IdempotencyConflict, match="different request body"):
+        catalog.purchase(
+            conn, a, PurchaseRequest(buyer_ref="else", idempotency_key="k", caller="shop")
+        )
+
+
+def test_purchase_many_replay_with_another_body_is_a_conflict(
+    conn: psycopg2.extensions.connection,
+) -> None:
+    (a,) = catalog.add_products(conn, [(_new("a"), T0)])
+    catalog.purchase(conn, a, PurchaseRequest(buyer_ref="x", idempotency_key="kb"), at=T0)
+    outcomes = catalog.purchase_many(
+        conn,
+        [
+            (a, PurchaseRequest(buyer_ref="x", idempotency_key="kb"), T0),  # same request
+            (a, PurchaseRequest(buyer_ref="y", idempotency_key="kb"), T0),  # same key, new body
+        ],
+    )
+    assert outcomes[0].order is not None and not outcomes[0].created
+    assert isinstance(outcomes[1].error, IdempotencyConflict)
+    assert "different request body" in outcomes[1].error.message
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["a", "b"],
+        ['say "hi"', "back\\slash", "", "{brace}", "comma,here", " space ", "NULL"],
+        ["x", None, '"'],
+        [1, Decimal("2.50"), None],
+        [True, False],
+        [T0, None, T0 + timedelta(seconds=1.5)],
+        ['"', '","', '"",""'],
+    ],
+)
+def test_pg_array_round_trips(conn: psycopg2.extensions.connection, values: list[object]) -> None:
+    kind = {int: "numeric", Decimal: "numeric", bool: "boolean", datetime: "timestamptz"}
+    types = {kind.get(type(v), "text") for v in values if v is not None}
+    cast = types.pop() if len(types) == 1 else "text"
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT %s::{cast}[]", (catalog.pg_array(values),))
+        (back,) = cur.fetchone()
+    conn.rollback()
+    assert [v if v is None or cast != "numeric" else Decimal(v) for v in values] == back  # type: ignore[arg-type]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from decimal import Decimal
 
 import pytest
 
+from hybridshop.core import validation
 from hybridshop.core.errors import InvalidInput
+from hybridshop.core.models import PurchaseRequest
 from hybridshop.core.validation import (
     decode_json_body,
     encode_cursor,
@@ -171,3 +175,83 @@ def test_purchase_request() -> None:
         parse_purchase({"channel": "Web Shop"})
     with pytest.raises(InvalidInput):
         parse_purchase({}, "x" * 201)
+
+
+def _control_chars_by_category(text: str, allow_newlines: bool) -> bool:
+    """The rule as first written: a category lookup per character (the reference)."""
+    return any(
+        unicodedata.category(ch) in ("Cc", "Cs")
+        for ch in text
+        if not (allow_newlines and ch in "\n\t\r")
+    )
+
+
+def _visible_by_category(text: str) -> bool:
+    return any(unicodedata.category(ch) not in validation._INVISIBLE_CATEGORIES for ch in text)
+
+
+@pytest.mark.parametrize("allow_newlines", [False, True])
+def test_control_char_fast_path_equals_the_category_rule(allow_newlines: bool) -> None:
+    """The regex scan answers as the per-character category lookup does, for every code point
+    (surrogates included) alone and inside ordinary text."""
+    differ = [
+        hex(cp)
+        for cp in range(sys.maxunicode + 1)
+        if validation._has_control_chars(chr(cp), allow_newlines)
+        != _control_chars_by_category(chr(cp), allow_newlines)
+    ]
+    assert differ == []
+    for text in ["Plain name", "Ünïcödé ✓", "line\nbreak", "tab\there", "bad\x00", "c1\x85",
+                 "del\x7f", "lone \ud800 surrogate", "bidi \u202e ok", "", "\r\n"]:  # fmt: skip
+        assert validation._has_control_chars(text, allow_newlines) == _control_chars_by_category(
+            text, allow_newlines
+        ), repr(text)
+
+
+def test_visible_fast_path_equals_the_category_rule() -> None:
+    differ = [
+        hex(cp)
+        for cp in range(sys.maxunicode + 1)
+        if validation._visible(chr(cp)) != _visible_by_category(chr(cp))
+    ]
+    assert differ == []
+    for text in ["\u200b\u200b", " \u00a0 ", "\u200ba", "", "\ue000", "x"]:
+        assert validation._visible(text) == _visible_by_category(text), repr(text)
+
+
+def test_text_rules_unchanged_by_the_fast_paths() -> None:
+    """What parse_new_product answers for control, bidi and invisible text is as before."""
+    cases = {
+        "a\x00b": "control characters",
+        "a\x9fb": "control characters",
+        "a\ud800b": "control characters",
+        "a\u202eb": "bidirectional",
+        "\u200b\u200c": "visible characters",
+    }
+    for name, fragment in cases.items():
+        with pytest.raises(InvalidInput) as info:
+            parse_new_product({"name": name, "price": "1.00"})
+        assert any(fragment in d.message for d in info.value.details), name
+    product = parse_new_product(
+        {"name": "Lamp ✓", "price": "1.00", "description": "two\nlines\tand\r\ntabs"}
+    )
+    assert product.description == "two\nlines\tand\r\ntabs"
+    with pytest.raises(InvalidInput):
+        parse_new_product({"name": "Lamp", "price": "1.00", "description": "bell\x07"})
+
+
+def test_request_fingerprint_is_sha256_of_the_canonical_json() -> None:
+    """Stored fingerprints must stay comparable: the exact bytes hashed do not change."""
+    import hashlib
+    import json
+
+    for request in [
+        PurchaseRequest(buyer_ref="shopper-00001", channel="web", idempotency_key="k"),
+        PurchaseRequest(buyer_ref=None, channel="api"),
+        PurchaseRequest(buyer_ref='ü "quoted" \\ ✓', channel="mobile"),
+    ]:
+        canonical = json.dumps(
+            [42, request.buyer_ref, request.channel], separators=(",", ":"), ensure_ascii=True
+        )
+        expected = hashlib.sha256(canonical.encode()).hexdigest()
+        assert validation.request_fingerprint(42, request) == expected

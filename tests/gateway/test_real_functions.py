@@ -13,7 +13,12 @@ from hybridshop.lambda_functions import FUNCTIONS
 @pytest.fixture
 def api(make_gateway, database_url: str):
     gateway, _log = make_gateway(
-        functions=FUNCTIONS, env={"DATABASE_URL": database_url}, concurrency=8, quiet=True
+        functions=FUNCTIONS,
+        env={"DATABASE_URL": database_url},
+        concurrency=8,
+        quiet=True,
+        max_queue=128,  # the 100 concurrent purchases all reach the database, none shed
+        max_wait_s=60.0,
     )
     return gateway
 

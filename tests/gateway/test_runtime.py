@@ -160,7 +160,9 @@ def test_import_error_is_500_every_time(shared_gateway) -> None:
 
 
 def test_concurrent_requests_all_answered(make_gateway) -> None:
-    gateway, _ = make_gateway(functions=(ECHO,), concurrency=4)
+    # a queue deep enough for all 150: this is about answers reaching the right client (load
+    # shedding has tests of its own, test_admission.py)
+    gateway, _ = make_gateway(functions=(ECHO,), concurrency=4, max_queue=150, max_wait_s=60.0)
     url = urlsplit(gateway.url)
 
     def one(i: int) -> tuple[int, int]:

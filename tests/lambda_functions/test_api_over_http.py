@@ -20,7 +20,13 @@ from hybridshop.gateway.server import GatewayConfig, LocalGateway
 def gateway(database_url: str) -> Iterator[LocalGateway]:
     gw = LocalGateway(
         GatewayConfig(
-            port=0, env={"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}, quiet=True
+            port=0,
+            env={"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"},
+            quiet=True,
+            # every one of the 200 concurrent purchases must reach the database (none shed):
+            # that is what proves the purchase sells once
+            max_queue=256,
+            max_wait_s=60.0,
         )
     )
     gw.start()

@@ -163,6 +163,7 @@ def test_database_down_is_503_not_500(make_event, context, monkeypatch) -> None:
     settings.reset()
     assert response["statusCode"] == 503
     assert _body(response)["error"]["code"] == "database_unavailable"
+    assert response["headers"]["retry-after"] == "1"  # nothing was written: a retry is safe
     assert "Traceback" not in response["body"]
 
 

@@ -3,9 +3,10 @@ its determinism, and the refusals (same seed twice, a database that may be produ
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import UTC, date, timedelta
 
 import psycopg2
 import pytest
@@ -29,10 +30,12 @@ UNTIL = date(2026, 11, 30)
 SEED = 11
 
 
-def run(dsn: str, config: BackfillConfig):  # type: ignore[no-untyped-def]
+def run(dsn: str, config: BackfillConfig, *, pipeline: bool = True):  # type: ignore[no-untyped-def]
+    """As the CLI runs it: listings and purchases on two connections (``pipeline``), or all
+    on one."""
     conn = psycopg2.connect(dsn)
     try:
-        return backfill(conn, config)
+        return backfill(conn, config, connect=(lambda: psycopg2.connect(dsn)) if pipeline else None)
     finally:
         conn.close()
 
@@ -174,6 +177,58 @@ def test_same_seed_same_history_and_second_run_refused(pg: EmbeddedPostgres) -> 
     assert query(first, sql) != query(other, sql)
     with pytest.raises(BackfillRefused, match="already holds the history of --seed 5"):
         run(first, config)
+
+
+def test_batches_of_days_write_what_day_by_day_writing_writes(pg: EmbeddedPostgres) -> None:
+    """Days written together (one add_products and one purchase_many for many days, listings
+    and purchases on two connections at once) answer every purchase as one day at a time on
+    one connection does: the same rows, ids included."""
+    day_by_day, batched = create_database(pg), create_database(pg)
+    config = BackfillConfig(days=10, seed=7, orders_per_day=80, until=UNTIL)
+    one = run(day_by_day, dataclasses.replace(config, batch_rows=1), pipeline=False)
+    many = run(batched, dataclasses.replace(config, batch_rows=3_000))  # two backends at once
+    timing = {"seconds": 0, "rows_per_s": 0}
+    assert one.to_dict() | timing == many.to_dict() | timing
+    assert one.replays > 0 and one.already_sold > 0
+    for sql in (
+        "SELECT * FROM products ORDER BY id",
+        "SELECT * FROM orders ORDER BY id",
+    ):
+        assert query(day_by_day, sql) == query(batched, sql)
+    # orders are numbered in the order they were bought
+    ((unordered,),) = query(
+        batched,
+        "SELECT count(*) FROM (SELECT purchased_at < lag(purchased_at) OVER (ORDER BY id) AS back "
+        "FROM orders) t WHERE back",
+    )
+    assert unordered == 0
+
+
+def test_stop_keeps_what_was_committed(pg: EmbeddedPostgres) -> None:
+    """Ctrl-C (``should_stop``) mid-history: whole batches are committed, the days counted
+    are the days in the database, the rest is not written."""
+    dsn = create_database(pg)
+    config = BackfillConfig(days=60, seed=9, orders_per_day=80, until=UNTIL, batch_rows=500)
+    seen: list[int] = []
+    conn = psycopg2.connect(dsn)
+    try:
+        result = backfill(
+            conn,
+            config,
+            on_day=lambda i, _r: seen.append(i),
+            should_stop=lambda: len(seen) >= 5,
+            connect=lambda: psycopg2.connect(dsn),
+        )
+    finally:
+        conn.close()
+    assert 5 <= result.days < 60
+    ((orders, last),) = query(dsn, "SELECT count(*), max(purchased_at) FROM orders")
+    assert orders == result.orders
+    # the orders and listings are those of the first result.days days, none later
+    end = config.first_date() + timedelta(days=result.days)
+    assert last is not None and last.astimezone(UTC).date() < end
+    ((newest,),) = query(dsn, "SELECT max(created_at) FROM products")
+    assert newest.astimezone(UTC).date() < end
 
 
 def test_local_database_detection() -> None:

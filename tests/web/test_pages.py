@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import pytest
 from flask.testing import FlaskClient
@@ -259,3 +260,47 @@ def test_reads_are_retried_with_backoff_before_the_503(caplog: pytest.LogCapture
         resp = client.get("/products/1")
     assert resp.status_code == 503
     assert any("failed after 3 attempt(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_throttled_api_gives_the_friendly_503_after_a_retry(
+    tmp_path, caplog: pytest.LogCaptureFixture
+):
+    """The gateway sheds load (429 + Retry-After) while its one environment is busy: the shop
+    retries, then shows its "try again" page, never the gateway's raw message."""
+    import threading
+
+    import requests
+
+    from hybridshop.gateway.server import GatewayConfig
+    from hybridshop.lambda_functions import FunctionSpec
+
+    spec = FunctionSpec(
+        name="Slow", module=f"{__package__}.slow_api", routes=("GET /products/{id}",)
+    )
+    gateway = LocalGateway(
+        GatewayConfig(
+            port=0, functions=(spec,), concurrency=1, max_queue=0, state_dir=tmp_path, quiet=True
+        )
+    )
+    gateway.start()
+    try:
+        assert requests.get(gateway.url + "/products/1", timeout=30).status_code == 404  # warm
+        busy = threading.Thread(
+            target=requests.get, args=(gateway.url + "/products/slow",), kwargs={"timeout": 30}
+        )
+        busy.start()
+        deadline = time.monotonic() + 20
+        while gateway.health()["functions"]["Slow"]["idle"] != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        settings = WebSettings(api_base_url=gateway.url, environment="development", get_retries=1)
+        with caplog.at_level(logging.WARNING, logger="hybridshop.web"):
+            resp = create_app(settings).test_client().get("/products/1")
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 503
+        assert "Too Many Requests" not in html and "Traceback" not in html
+        assert any("429" in r.getMessage() for r in caplog.records)
+        assert gateway.health()["functions"]["Slow"]["throttled"] == 2  # tried, then retried
+        busy.join(timeout=30)
+    finally:
+        gateway.stop()

@@ -8,7 +8,10 @@ The HTTP clients are real keep-alive HTTP/1.1 connections over loopback, one pur
 request, driven by one epoll loop in one process so they take little of the CPU they share
 with the gateway and the database.
 Each measurement buys fresh, distinct products so no run is slowed by already-sold rows.
-The ratio gateway/pgbench is what matters: absolute numbers swing on a shared machine.
+The ratio gateway/pgbench is what matters: absolute numbers swing on a shared machine, so
+the two alternate in ``rounds`` slices and the ratio is the median of the slices' ratios.
+Before the gateway is measured, as many GetItem environments as clients are started and
+idle (cold starts are measured separately, as the handlers' import times).
 
 Then the attacks an adversarial review reproduced against the old gateway run together for
 ``attack_seconds``: 8 slow readers (one GET, then 400 pipelined GETs of the catalog, never
@@ -71,6 +74,12 @@ class Measurement:
     tps: float
     latencies_ms: list[float]
     errors: int
+
+
+def _products_for(seconds: float) -> int:
+    """Fresh products enough for ``seconds`` of purchases at 20,000/s (far above what two
+    cores do): a bench client must never run out and buy rows already sold."""
+    return int(max(2.0, seconds) * 20_000)
 
 
 def _add_products(dsn: str, count: int) -> int:
@@ -177,10 +186,49 @@ def _client_process(
     out.close()
 
 
+def _function_stats(port: int, function: str) -> dict[str, int]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /_local/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    stats: dict[str, int] = json.loads(data.split(b"\r\n\r\n", 1)[1])["functions"][function]
+    return stats
+
+
+def _warm_purchases(port: int, dsn: str, clients: int, timeout: float = 120.0) -> None:
+    """Start ``clients`` GetItem environments before measuring: bursts of ``clients``
+    concurrent purchases (of products of their own) until the pool holds that many, all
+    idle. Without it the first seconds of a measurement are cold starts (each an
+    interpreter start plus the handler's imports, ~0.5 s of CPU), not purchases."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = _function_stats(port, "GetItem")
+        if stats["environments"] >= clients and stats["idle"] >= clients:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"GetItem environments did not warm up: {stats}")
+        first = _add_products(dsn, clients)
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(clients)]
+        try:
+            for n, sock in enumerate(socks):
+                sock.sendall(
+                    b"POST /products/%d/purchase HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n" % (first + n)
+                )
+            for sock in socks:
+                while sock.recv(65536):
+                    pass
+        finally:
+            for sock in socks:
+                sock.close()
+
+
 def _measure_gateway(port: int, dsn: str, clients: int, seconds: float) -> Measurement:
-    first = _add_products(dsn, 400_000)
+    _warm_purchases(port, dsn, clients)
+    first = _add_products(dsn, _products_for(seconds + 1.0))
     ctx = mp.get_context("fork")
-    # short warm-up so every execution environment has imported its handler and connected
+    # every environment is warm; one more second of load before measuring
     warm_deadline = time.monotonic() + 1.0
     deadline = warm_deadline + seconds
     parent, child = ctx.Pipe(duplex=False)
@@ -196,7 +244,7 @@ def _measure_gateway(port: int, dsn: str, clients: int, seconds: float) -> Measu
 
 
 def _measure_pgbench(dsn: str, port: int, clients: int, seconds: float, workdir: Path) -> float:
-    _add_products(dsn, 400_000)
+    _add_products(dsn, _products_for(round(seconds + 1)))
     script = workdir / "purchase.sql"
     script.write_text(pgbench_script())
     result = subprocess.run(
@@ -214,7 +262,7 @@ def _measure_pgbench(dsn: str, port: int, clients: int, seconds: float, workdir:
             "-j",
             "2",
             "-T",
-            str(round(seconds + 1)),
+            str(max(2, round(seconds + 1))),
             "-f",
             str(script),
             "bench",
@@ -366,8 +414,53 @@ def _wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"the gateway did not start listening on port {port}")
 
 
+def _measure_clients(
+    api_port: int,
+    gateway_pid: int,
+    dsn: str,
+    pg_port: int,
+    n: int,
+    seconds: float,
+    rounds: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    """``rounds`` alternations of the gateway and pgbench, ``seconds / rounds`` each: on a
+    shared machine the load swings within seconds, and a baseline measured right beside each
+    slice of the gateway's run is what makes their ratio mean something. The ratio is the
+    median of the rounds' ratios; tps and latencies are over all rounds."""
+    slice_s = seconds / rounds
+    measured: list[Measurement] = []
+    baselines: list[float] = []
+    cpu_used = 0.0
+    for r in range(1, rounds + 1):
+        console.print(f"[bold]{n} clients[/], round {r}/{rounds}: gateway, then pgbench...")
+        cpu_before = cpu_seconds(gateway_pid)
+        measured.append(_measure_gateway(api_port, dsn, n, slice_s))
+        cpu_used += cpu_seconds(gateway_pid) - cpu_before
+        baselines.append(_measure_pgbench(dsn, pg_port, n, slice_s, workdir))
+    latencies = [ms for m in measured for ms in m.latencies_ms]
+    gateway_tps = statistics.fmean(m.tps for m in measured)
+    ratios = [m.tps / b for m, b in zip(measured, baselines, strict=True) if b]
+    return {
+        "gateway_tps": round(gateway_tps, 1),
+        "pgbench_tps": round(statistics.fmean(baselines), 1),
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
+        "ratio_rounds": [round(r, 3) for r in ratios],
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "errors": sum(m.errors for m in measured),
+        # the gateway process alone (HTTP, events, routing), warm-up included
+        "gateway_cpu_us_per_request": round(cpu_used / max(1, len(latencies)) * 1e6, 1),
+        "gateway_rss_peak_mb": round(rss_mb(gateway_pid, "VmHWM"), 1),
+    }
+
+
 def run_api_bench(
-    clients: list[int], seconds: float, out: Path, attack_seconds: float = 15.0
+    clients: list[int],
+    seconds: float,
+    out: Path,
+    attack_seconds: float = 15.0,
+    rounds: int = 5,
 ) -> dict[str, Any]:
     """Run the benchmark, write ``out`` (JSON) and print a Markdown table."""
     with tempfile.TemporaryDirectory(prefix="hybridshop-bench-") as tmp:
@@ -413,25 +506,9 @@ def run_api_bench(
                 raise RuntimeError(f"the gateway did not start:\n{tail}") from None
             rows: dict[str, Any] = {}
             for n in clients:
-                console.print(f"[bold]{n} clients[/]: gateway ({seconds:.0f}s)...")
-                cpu_before = cpu_seconds(gateway.pid)
-                gw = _measure_gateway(api_port, dsn, n, seconds)
-                gateway_cpu = cpu_seconds(gateway.pid) - cpu_before
-                console.print(f"[bold]{n} clients[/]: pgbench ({seconds:.0f}s)...")
-                pgb = _measure_pgbench(dsn, server.port, n, seconds, workdir)
-                rows[str(n)] = {
-                    "gateway_tps": round(gw.tps, 1),
-                    "pgbench_tps": round(pgb, 1),
-                    "ratio": round(gw.tps / pgb, 3) if pgb else None,
-                    "p50_ms": round(percentile(gw.latencies_ms, 50), 2),
-                    "p99_ms": round(percentile(gw.latencies_ms, 99), 2),
-                    "errors": gw.errors,
-                    # the gateway process alone (HTTP, events, routing), warm-up included
-                    "gateway_cpu_us_per_request": round(
-                        gateway_cpu / max(1, len(gw.latencies_ms)) * 1e6, 1
-                    ),
-                    "gateway_rss_peak_mb": round(rss_mb(gateway.pid, "VmHWM"), 1),
-                }
+                rows[str(n)] = _measure_clients(
+                    api_port, gateway.pid, dsn, server.port, n, seconds, rounds, workdir
+                )
             console.print(
                 f"attacks: slow readers + pipelining non-readers ({attack_seconds:.0f}s)..."
             )
@@ -450,6 +527,7 @@ def run_api_bench(
     result = {
         "area": "api",
         "seconds_per_measurement": seconds,
+        "rounds_per_measurement": rounds,
         "cpu_count": os.cpu_count(),
         "clients": rows,
         "attacks": attacks,

@@ -62,13 +62,16 @@ def _wait_streaming(handle: Any) -> None:
         time.sleep(0.01)
 
 
-def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
+def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, Any]:
     db = work / "drain.duckdb"
     cfg = ReplicatorConfig(dsn=dsn, duckdb_path=db, slot="bench_ours")
     handle = start_replicator(dsn, db, config=cfg)
     _wait_streaming(handle)
     handle.stop()
-    _exec(dsn, "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')")
+    # pg_recvlogical runs before and after ours, each on its own slot over the same WAL:
+    # on a shared machine the baseline is then the mean of both sides of our run
+    for slot in ("bench_recv", "bench_recv2"):
+        _exec(dsn, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
     start_lsn = _exec(dsn, "SELECT pg_current_wal_lsn()::text")[0]
     per_txn = 1000
     conn = psycopg2.connect(dsn)
@@ -84,6 +87,33 @@ def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
     conn.close()
     end_lsn = _exec(dsn, "SELECT pg_current_wal_lsn()::text")[0]
     total = (changes // (2 * per_txn)) * 2 * per_txn
+    recv_s = _recvlogical(dsn, "bench_recv", end_lsn)
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    handle = start_replicator(dsn, db, config=cfg)
+    _wait_flushed(dsn, "bench_ours", end_lsn)
+    ours_s = time.perf_counter() - started
+    ours_cpu_s = time.process_time() - cpu_started
+    handle.stop()
+    recv2_s = _recvlogical(dsn, "bench_recv2", end_lsn)
+    for slot in ("bench_ours", "bench_recv", "bench_recv2"):
+        _exec(dsn, "SELECT pg_drop_replication_slot(%s)", (slot,))
+    del start_lsn
+    baseline_s = (recv_s + recv2_s) / 2
+    return {
+        "changes": total,
+        "changes_per_s": total / ours_s,
+        "pg_recvlogical_changes_per_s": total / baseline_s,
+        "pg_recvlogical_runs_s": [round(recv_s, 3), round(recv2_s, 3)],
+        "drain_ratio": baseline_s / ours_s,
+        # CPU of the replicator's process while it drains (both cores' worth), per 100,000
+        # changes: what a busy neighbour cannot inflate much, for before/after comparisons
+        "drain_cpu_s_per_100k": ours_cpu_s / total * 100_000,
+    }
+
+
+def _recvlogical(dsn: str, slot: str, end_lsn: str) -> float:
+    """Seconds ``pg_recvlogical`` takes to receive the slot's changes up to ``end_lsn``."""
     started = time.perf_counter()
     subprocess.run(
         [
@@ -91,7 +121,7 @@ def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
             "-d",
             dsn,
             "-S",
-            "bench_recv",
+            slot,
             "--start",
             "-E",
             end_lsn,
@@ -107,21 +137,7 @@ def bench_drain(dsn: str, work: Path, changes: int) -> dict[str, float]:
         capture_output=True,
         timeout=600,
     )
-    recv_s = time.perf_counter() - started
-    started = time.perf_counter()
-    handle = start_replicator(dsn, db, config=cfg)
-    _wait_flushed(dsn, "bench_ours", end_lsn)
-    ours_s = time.perf_counter() - started
-    handle.stop()
-    for slot in ("bench_ours", "bench_recv"):
-        _exec(dsn, "SELECT pg_drop_replication_slot(%s)", (slot,))
-    del start_lsn
-    return {
-        "changes": total,
-        "changes_per_s": total / ours_s,
-        "pg_recvlogical_changes_per_s": total / recv_s,
-        "drain_ratio": recv_s / ours_s,
-    }
+    return time.perf_counter() - started
 
 
 def bench_lag(dsn: str, work: Path, rate: int, seconds: float) -> dict[str, Any]:

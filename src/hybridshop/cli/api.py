@@ -36,6 +36,20 @@ def api(
         min=1,
         help="Execution environments per function.",
     ),
+    max_queue: int = typer.Option(
+        settings.DEFAULT_MAX_QUEUE,
+        "--max-queue",
+        min=0,
+        help="Requests that may wait per function when all its environments are busy; "
+        "past that the gateway sheds load with 429 + Retry-After, as API Gateway throttles "
+        "(0: shed as soon as all are busy).",
+    ),
+    max_wait: float = typer.Option(
+        settings.DEFAULT_MAX_WAIT_S,
+        "--max-wait",
+        min=0.01,
+        help="Longest a request waits for a busy function's environment before a 429, in s.",
+    ),
     auth: AuthMode = typer.Option(
         AuthMode.none,
         "--auth",
@@ -104,6 +118,8 @@ def api(
             port=port,
             env=env,
             concurrency=concurrency,
+            max_queue=max_queue,
+            max_wait_s=max_wait,
             authorizer=authorizer,
             local_issuer=auth is AuthMode.local,
             issuer_port=issuer_port,

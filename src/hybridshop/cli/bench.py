@@ -21,7 +21,15 @@ RESULTS_DIR = Path("bench-results")
 @app.command("api")
 def bench_api(
     clients: list[int] = typer.Option([8, 32], "--clients", "-c", help="Client counts to measure."),
-    seconds: float = typer.Option(10.0, "--seconds", "-s", help="Duration of each measurement."),
+    seconds: float = typer.Option(
+        10.0, "--seconds", "-s", help="Duration of each measurement (over all its rounds)."
+    ),
+    rounds: int = typer.Option(
+        5,
+        "--rounds",
+        min=1,
+        help="Alternations of gateway and pgbench per client count; the ratio is their median.",
+    ),
     attack_seconds: float = typer.Option(
         15.0, "--attack-seconds", help="Duration of the slow-reader + pipelining attack phase."
     ),
@@ -33,7 +41,9 @@ def bench_api(
     transaction; then probe latency and gateway memory under slow-reader attacks."""
     from hybridshop.bench.api import run_api_bench
 
-    run_api_bench(clients=clients, seconds=seconds, out=out, attack_seconds=attack_seconds)
+    run_api_bench(
+        clients=clients, seconds=seconds, out=out, attack_seconds=attack_seconds, rounds=rounds
+    )
 
 
 @app.command("web")

@@ -239,6 +239,9 @@ def status(
         lines.append(f"last error           {at} {live['last_error']}")
     for table, reason in stopped_tables(info).items():
         lines.append(f"stopped table        {table}: {reason}")
+    if live.get("running"):
+        for table, rows in (live.get("copying") or {}).items():
+            lines.append(f"copying table        {table}: {rows} rows so far (while streaming)")
     lines.append(
         f"slot                 {src['slot']} ({'exists' if src.get('exists') else 'missing'})"
     )

@@ -279,10 +279,15 @@ def _backfill(
     if iam:
         from hybridshop.db.connection import DatabaseConfig, connect
 
-        conn = connect(DatabaseConfig.from_env())
+        def open_connection() -> Any:
+            return connect(DatabaseConfig.from_env())
     else:
-        dsn = ensure_database(pg_port, stop_at_exit=True).dsn
-        conn = psycopg2.connect(dsn, application_name="hybridshop-history")
+        local_dsn = ensure_database(pg_port, stop_at_exit=True).dsn
+
+        def open_connection() -> Any:
+            return psycopg2.connect(local_dsn, application_name="hybridshop-history")
+
+    conn = open_connection()
     stopping = {"yes": False}
 
     def _stop(*_: object) -> None:
@@ -291,7 +296,7 @@ def _backfill(
     previous = signal.signal(signal.SIGINT, _stop)
     console.print(
         f"writing {days} days of history ({config.first_date()} .. {config.end_date()}, "
-        f"seed {seed}), one transaction per day",
+        f"seed {seed}), in batches of about {config.batch_rows:,} rows",
         highlight=False,
     )
     try:
@@ -309,6 +314,7 @@ def _backfill(
                 config,
                 on_day=lambda _i, r: progress.update(task, completed=r.days),
                 should_stop=lambda: stopping["yes"],
+                connect=open_connection,  # listings and purchases on two backends at once
             )
     except BackfillRefused as exc:
         raise _fail(str(exc)) from None
@@ -318,5 +324,7 @@ def _backfill(
     console.print(backfill_table(result))
     _write_json(summary_json, {"seed": seed, **result.to_dict()})
     if stopping["yes"]:
-        console.print(f"stopped by Ctrl-C after {result.days} days (each day is committed)")
+        console.print(
+            f"stopped by Ctrl-C after {result.days} days (every day counted is committed)"
+        )
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -99,6 +99,20 @@ def up(
         max=64,
         help="Warm environments per function.",
     ),
+    max_queue: int = typer.Option(
+        settings.DEFAULT_MAX_QUEUE,
+        "--max-queue",
+        min=0,
+        help="Requests that may wait per function when all its environments are busy; "
+        "past that the gateway sheds load with 429 + Retry-After, as API Gateway throttles "
+        "(0: shed as soon as all are busy).",
+    ),
+    max_wait: float = typer.Option(
+        settings.DEFAULT_MAX_WAIT_S,
+        "--max-wait",
+        min=0.01,
+        help="Longest a request waits for a busy function's environment before a 429, in s.",
+    ),
     auth: bool = typer.Option(
         False,
         "--auth/--no-auth",
@@ -192,7 +206,9 @@ def up(
 
         gateway_component = ThreadComponent(
             "API gateway",
-            lambda: _start_gateway(database.dsn, host, api_port, concurrency, auth, issuer_port),
+            lambda: _start_gateway(
+                database.dsn, host, api_port, concurrency, auth, issuer_port, max_queue, max_wait
+            ),
             lambda g: bool(g.is_alive()),
             threads=("gateway",),
             essential=True,
@@ -328,7 +344,14 @@ class _Interrupted(Exception):
 
 
 def _start_gateway(
-    dsn: str, host: str, port: int, concurrency: int, auth: bool, issuer_port: int
+    dsn: str,
+    host: str,
+    port: int,
+    concurrency: int,
+    auth: bool,
+    issuer_port: int,
+    max_queue: int = settings.DEFAULT_MAX_QUEUE,
+    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
 ) -> LocalGateway:
     from hybridshop.gateway.authorizer import JwtAuthorizerConfig
     from hybridshop.gateway.server import GatewayConfig, LocalGateway
@@ -343,6 +366,8 @@ def _start_gateway(
             port=port,
             env=env,
             concurrency=concurrency,
+            max_queue=max_queue,
+            max_wait_s=max_wait_s,
             authorizer=JwtAuthorizerConfig.local() if auth else None,
             local_issuer=True,
             issuer_port=issuer_port,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg2
@@ -216,17 +217,41 @@ def add_products(
     return sorted(r[0] for r in result)
 
 
+def _element_text(value: Any) -> str:
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def pg_array(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal (``{"a","b",NULL}``) for a bound ``%s::type[]`` parameter:
     every element double-quoted with ``\\`` and ``"`` escaped, so any text round-trips."""
+    kinds = set(map(type, values))
+    texts: list[str | None]
+    if kinds <= {str}:
+        texts = list(values)
+    elif kinds == {datetime}:
+        texts = list(map(datetime.isoformat, values))
+    elif kinds <= {int, Decimal}:
+        texts = list(map(str, values))
+    else:
+        texts = [None if v is None else _element_text(v) for v in values]
+    if not texts:
+        return "{}"
+    if type(None) not in kinds:
+        # the common case (a bulk write of history): no NULL, and nothing to escape unless
+        # a backslash occurs or a quote besides the separators' — two scans of one string
+        strings: list[str] = texts  # type: ignore[assignment]
+        joined = '","'.join(strings)
+        if "\\" not in joined and joined.count('"') == 2 * (len(strings) - 1):
+            return '{"' + joined + '"}'
     parts = []
-    for value in values:
-        if value is None:
+    for text in texts:
+        if text is None:
             parts.append("NULL")
-        elif value is True or value is False:
-            parts.append("t" if value else "f")
         else:
-            text = value.isoformat() if isinstance(value, datetime) else str(value)
             parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(parts) + "}"
 
@@ -383,32 +408,37 @@ class PurchaseOutcome:
 
 # The batch form of PURCHASE_AT_SQL: the same guarded UPDATE feeding the INSERT, for many
 # (product, request, time) rows at once. ``ids`` holds each product once, with the request
-# that may buy it (the first one of the batch whose key is not used yet); the UPDATE finds
-# the rows by primary key (no join, so no plan that walks the whole index) and takes each
-# row's time from the same position of ``ats``.
+# that may buy it (the first one of the batch whose key is not used yet). The UPDATE finds the
+# rows by primary key (``= ANY``: no plan that walks the whole table) and takes each row's
+# request, time included, from the join with ``req``; the orders are inserted in the order of
+# the requests, so their ids follow it.
 PURCHASE_MANY_SQL = """
     WITH req AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(buyers)s::text[], %(channels)s::text[],
-                             %(keys)s::text[], %(pos)s::int[])
-                      AS r(product_id, buyer_ref, channel, key, pos)
+                             %(keys)s::text[], %(callers)s::text[], %(fingerprints)s::text[],
+                             %(ats)s::timestamptz[], %(pos)s::int[])
+                      AS r(product_id, buyer_ref, channel, key, caller, fingerprint, at, pos)
     ),
     sold AS (
         UPDATE products p
-        SET available = false,
-            updated_at = (%(ats)s::timestamptz[])[array_position(%(ids)s::bigint[], p.id)]
-        WHERE p.id = ANY(%(ids)s::bigint[]) AND p.available
-        RETURNING p.id, p.name, p.price, p.currency, p.updated_at AS at
+        SET available = false, updated_at = r.at
+        FROM req r
+        WHERE p.id = ANY(%(ids)s::bigint[]) AND p.id = r.product_id AND p.available
+        RETURNING p.id, p.name, p.price, p.currency, p.updated_at AS at, r.buyer_ref,
+                  r.channel, r.key, r.caller, r.fingerprint, r.pos
     ),
     ins AS (
         INSERT INTO orders
-            (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at)
-        SELECT s.id, s.price, s.currency, r.buyer_ref, r.channel, r.key, s.at
-        FROM sold s JOIN req r ON r.product_id = s.id
+            (product_id, price, currency, buyer_ref, channel, idempotency_key, purchased_at,
+             idempotency_caller, request_fingerprint)
+        SELECT id, price, currency, buyer_ref, channel, key, at, caller, fingerprint
+        FROM sold
+        ORDER BY pos
         RETURNING id, product_id, price, currency, purchased_at, buyer_ref, channel
     )
-    SELECT r.pos, ins.id, ins.product_id, s.name, ins.price, ins.currency, ins.purchased_at,
+    SELECT s.pos, ins.id, ins.product_id, s.name, ins.price, ins.currency, ins.purchased_at,
            ins.buyer_ref, ins.channel
-    FROM ins JOIN req r ON r.product_id = ins.product_id JOIN sold s ON s.id = ins.product_id
+    FROM ins JOIN sold s ON s.id = ins.product_id
 """
 
 
@@ -432,20 +462,32 @@ def purchase_many(
         return []
     if conn.autocommit:
         raise ValueError("purchase_many needs a transaction: the connection is in autocommit")
-    keys = [req.idempotency_key for _, req, _ in purchases if req.idempotency_key is not None]
+    keyed = [
+        (req.caller, req.idempotency_key)
+        for _, req, _ in purchases
+        if req.idempotency_key is not None
+    ]
     outcomes: list[PurchaseOutcome | None] = [None] * len(purchases)
     try:
         with conn.cursor() as cur:
-            used: set[str] = set()
-            if keys:
-                # keys already used: answered below by the single-purchase path (a replay)
+            used: set[tuple[str, str]] = set()
+            if keyed:
+                # keys this caller already used: answered below as the single purchase
+                # answers them (a replay, or a conflict). Looked up by the unique index on
+                # (caller, key): a key is scoped to its caller.
                 cur.execute(
-                    "SELECT idempotency_key FROM orders WHERE idempotency_key = ANY(%s)", (keys,)
+                    "SELECT o.idempotency_caller, o.idempotency_key "
+                    "FROM unnest(%s::text[], %s::text[]) AS k (caller, key) "
+                    "JOIN orders o ON o.idempotency_caller = k.caller "
+                    "AND o.idempotency_key = k.key",
+                    (pg_array([c for c, _ in keyed]), pg_array([k for _, k in keyed])),
                 )
-                used = {r[0] for r in cur.fetchall()}
+                used = {(r[0], r[1]) for r in cur.fetchall()}
             first: dict[int, int] = {}  # product id -> position of the request that may buy
             for i, (pid, req, _at) in enumerate(purchases):
-                if req.idempotency_key not in used and pid not in first:
+                if pid not in first and (
+                    req.idempotency_key is None or (req.caller, req.idempotency_key) not in used
+                ):
                     first[pid] = i
             chosen = list(first.values())
             params = {
@@ -453,6 +495,15 @@ def purchase_many(
                 "buyers": pg_array([purchases[i][1].buyer_ref for i in chosen]),
                 "channels": pg_array([purchases[i][1].channel for i in chosen]),
                 "keys": pg_array([purchases[i][1].idempotency_key for i in chosen]),
+                "callers": pg_array([purchases[i][1].caller for i in chosen]),
+                "fingerprints": pg_array(
+                    [
+                        request_fingerprint(purchases[i][0], purchases[i][1])
+                        if purchases[i][1].idempotency_key is not None
+                        else None
+                        for i in chosen
+                    ]
+                ),
                 "pos": pg_array(chosen),
                 "ats": pg_array([purchases[i][2] for i in chosen]),
             }
@@ -492,7 +543,7 @@ def _explain_misses(
     else ``AlreadySold`` if the product exists, else ``NotFound``. After the batch statement
     a request without an order can only have a used key or an unavailable product."""
     missed = [
-        (i, pid, req.idempotency_key)
+        (i, pid, req.caller, req.idempotency_key)
         for i, (pid, req, _at) in enumerate(purchases)
         if outcomes[i] is None
     ]
@@ -502,10 +553,10 @@ def _explain_misses(
         cur,
         """
         SELECT m.pos::int, m.product_id::bigint, o.id, o.product_id, p.name, o.price,
-               o.currency, o.purchased_at, o.buyer_ref, o.channel,
+               o.currency, o.purchased_at, o.buyer_ref, o.channel, o.request_fingerprint,
                EXISTS (SELECT 1 FROM products e WHERE e.id = m.product_id::bigint)
-        FROM (VALUES %s) AS m (pos, product_id, key)
-        LEFT JOIN orders o ON o.idempotency_key = m.key
+        FROM (VALUES %s) AS m (pos, product_id, caller, key)
+        LEFT JOIN orders o ON o.idempotency_caller = m.caller AND o.idempotency_key = m.key
         LEFT JOIN products p ON p.id = o.product_id
         """,
         missed,
@@ -514,18 +565,20 @@ def _explain_misses(
     )
     for pos, product_id, order_id, *rest in rows:
         exists = rest.pop()
+        stored = rest.pop()
         if order_id is not None:
-            existing = Order(order_id, *rest)
-            if existing.product_id == product_id:
-                outcomes[pos] = PurchaseOutcome(existing, False)
-            else:
-                outcomes[pos] = PurchaseOutcome(
-                    None,
-                    False,
-                    IdempotencyConflict(
-                        "this Idempotency-Key was already used for a purchase of another product"
-                    ),
+            # the key's order, checked as the single purchase checks it (same product, same
+            # request body, else IdempotencyConflict)
+            try:
+                order, _ = _replay(
+                    (Order(order_id, *rest), stored),
+                    product_id,
+                    request_fingerprint(product_id, purchases[pos][1]),
                 )
+            except IdempotencyConflict as exc:
+                outcomes[pos] = PurchaseOutcome(None, False, exc)
+            else:
+                outcomes[pos] = PurchaseOutcome(order, False)
         elif exists:
             outcomes[pos] = PurchaseOutcome(
                 None, False, AlreadySold(f"product {product_id} has already been sold")

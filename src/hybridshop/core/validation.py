@@ -248,16 +248,26 @@ def _require_object(data: Any, allowed: set[str]) -> dict[str, Any]:
     return data
 
 
+# Unicode categories Cc (C0, DEL, C1: fixed by Unicode's stability policy) and Cs (surrogates,
+# which a Python str may carry unpaired): one regex scan instead of a category lookup per
+# character. ``_has_control_chars`` must stay equal to asking ``unicodedata.category`` of each
+# character (tests/core/test_validation.py compares them over every code point).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_BUT_NEWLINES_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# ASCII letters, digits, punctuation and symbols: visible, whatever else the text holds.
+_ASCII_VISIBLE_RE = re.compile(r"[\x21-\x7e]")
+
+
 def _has_control_chars(text: str, allow_newlines: bool = False) -> bool:
-    for ch in text:
-        if allow_newlines and ch in "\n\t\r":
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            return True
-    return False
+    """Whether ``text`` holds a character of category Cc or Cs (``\\n``, ``\\t`` and ``\\r``
+    allowed with ``allow_newlines``)."""
+    pattern = _CONTROL_BUT_NEWLINES_RE if allow_newlines else _CONTROL_RE
+    return pattern.search(text) is not None
 
 
 def _visible(text: str) -> bool:
+    if _ASCII_VISIBLE_RE.search(text) is not None:
+        return True
     return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)
 
 
@@ -294,7 +304,7 @@ def _text(
     if _has_control_chars(value, allow_newlines=multiline):
         errors.add(field, "must not contain control characters")
         return None
-    if human and any(ch in BIDI_CONTROLS for ch in value):
+    if human and not BIDI_CONTROLS.isdisjoint(value):
         errors.add(
             field,
             "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)",
@@ -447,10 +457,13 @@ def parse_idempotency_key(raw: str) -> str:
 def request_fingerprint(product_id: int, request: PurchaseRequest) -> str:
     """What identifies a purchase request for its idempotency key: the product and the body
     as validated (so formatting differences in the JSON do not matter)."""
-    canonical = json.dumps(
-        [product_id, request.buyer_ref, request.channel], separators=(",", ":"), ensure_ascii=True
-    )
+    canonical = _CANONICAL_JSON.encode([product_id, request.buyer_ref, request.channel])
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# what json.dumps(..., separators=(",", ":"), ensure_ascii=True) builds on every call, built
+# once (a bulk history computes one fingerprint per purchase)
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def parse_product_id(raw: str | None) -> int:

@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import queue
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
 from hybridshop.datastream import pgoutput as po
-from hybridshop.datastream.destination import VALUE_ERRORS, DestColumn, Warehouse
+from hybridshop.datastream.destination import VALUE_ERRORS, DestColumn, TableWriter, Warehouse
 from hybridshop.datastream.source import SourceTable, copy_table, lock_tables, page_ranges
 
 log = logging.getLogger("hybridshop.datastream")
@@ -252,6 +253,19 @@ class _ChunkCopier:
                 break
             yield batch
 
+    def take(self) -> _Chunk | bool | None:
+        """The next finished chunk without waiting: a chunk, False while the COPY is still
+        writing it, None after the last one. A COPY failure is raised."""
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            if not self._thread.is_alive() and self._queue.empty():
+                raise RuntimeError("the backfill COPY thread ended without a result") from None
+            return False
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
     def _get(self) -> _Chunk | BaseException | None:
         while True:
             try:
@@ -294,6 +308,210 @@ class _ChunkCopier:
             self._put(None)
         except Exception as exc:  # noqa: BLE001 - re-raised by the consuming thread
             self._put(exc)
+
+
+class ChangeSpool:
+    """Changes held in order on disk (bounded memory), read back once: the stream's changes
+    of a table being copied, applied to its copy when the copy is complete."""
+
+    def __init__(self, tmp_dir: Path | None) -> None:
+        # lives as long as the copy; close() removes it
+        self._file: IO[bytes] = tempfile.TemporaryFile(dir=tmp_dir, prefix="hybridshop-held-")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        pickle.dump(item, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def mark(self) -> tuple[int, int]:
+        return self._file.tell(), self.count
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        """Forget what was added after ``mark`` (a batch rolled back and applied again)."""
+        self._file.seek(mark[0])
+        self._file.truncate()
+        self.count = mark[1]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        self._file.flush()
+        self._file.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self._file)  # noqa: S301 - our own file, written just above
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class TableCopy:
+    """A backfill of tables added to the publication (or asked for) while the stream runs,
+    copied a chunk at a time between stream batches, so the other tables' changes keep
+    flowing: the stream pauses for one chunk's load, never for the whole copy.
+
+    Exactly once, as for the blocking ``backfill``: a temporary slot's exported snapshot
+    gives the rows and its consistent point P. Chunks load into a shadow table
+    (``Warehouse.create_shadow``: readers keep the table as it was, or none, until the copy
+    is complete). Meanwhile the stream holds (``hold``, on disk) the copied tables' changes
+    of transactions ending after P; ``finish`` applies them to the shadow, swaps it in and
+    records P (the stream then skips those tables' changes at or below P) in one DuckDB
+    transaction. A crash before that leaves the table as it was (a new table: not
+    replicated yet, so it is copied again from a new snapshot), whatever the slot
+    acknowledged meanwhile: the held changes are all after P and every later snapshot
+    holds them."""
+
+    connect: Callable[..., Any]
+    wh: Warehouse
+    tables: list[SourceTable]
+    options: BackfillOptions
+    slot: str  # the temporary slot's name
+    state_slot: str
+    lsn: int = 0
+    ts_ms: int = 0
+    rows: list[int] = field(default_factory=list)
+    rejected: int = 0
+    shadows: list[TableWriter] = field(default_factory=list)
+    held: ChangeSpool | None = None
+    done: bool = False
+    chunks_loaded: int = 0
+    longest_step_s: float = 0.0  # the longest pause of the stream for one chunk
+    _snap: Any = None
+    _copier: _ChunkCopier | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def sources(self) -> set[tuple[str, str]]:
+        return {(t.schema, t.name) for t in self.tables}
+
+    def start(self) -> None:
+        repl = self.connect(connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        self._snap = snap = self.connect()
+        try:
+            rcur = repl.cursor()
+            rcur.execute(
+                f'CREATE_REPLICATION_SLOT "{self.slot}" TEMPORARY LOGICAL pgoutput '
+                "(SNAPSHOT 'export')"
+            )
+            _slot, consistent_point, snapshot_name, _plugin = rcur.fetchone()
+            self.lsn = po.parse_lsn(consistent_point)
+            snap.set_session(
+                isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
+            )
+            with snap.cursor() as cur:
+                cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
+                cur.execute("SELECT (extract(epoch FROM now()) * 1000)::bigint")
+                (ts_ms,) = cur.fetchone()
+            self.ts_ms = int(ts_ms)
+        finally:
+            # The snapshot now lives in ``snap``'s transaction: the slot (kept only for its
+            # consistent point) goes, holding no WAL while the copy runs.
+            repl.close()
+        log.info(
+            "backfilling %s while streaming, from the snapshot at %s",
+            ", ".join(t.qualified for t in self.tables),
+            consistent_point,
+        )
+        lock_tables(snap, self.tables)
+        jobs = [
+            (index, table, pages)
+            for index, table in enumerate(self.tables)
+            for pages in page_ranges(snap, table, self._step_pages())
+        ]
+        self.rows = [0] * len(self.tables)
+        self.wh.begin()
+        try:
+            self.shadows = [
+                self.wh.create_shadow(t.schema, t.name, dest_columns(t)) for t in self.tables
+            ]
+            self.wh.commit()
+        except BaseException:
+            self.wh.rollback()
+            raise
+        self.held = ChangeSpool(self.options.tmp_dir)
+        self._tmp = tempfile.TemporaryDirectory(dir=self.options.tmp_dir)
+        self._copier = _ChunkCopier(snap, jobs, Path(self._tmp.name), len(self.tables))
+        self._copier.__enter__()
+
+    def _step_pages(self) -> int:
+        """Pages per step: the stream waits for one step's load, so a quarter of the
+        blocking backfill's ranges (512 pages, 4 MB, by default)."""
+        pages = self.options.chunk_pages
+        return pages if pages <= 0 else max(1, pages // 4)
+
+    def hold(self, item: tuple[Any, ...]) -> None:
+        """A change of a copied table in a transaction ending after P (see ``finish``)."""
+        assert self.held is not None
+        self.held.add(item)
+
+    def step(self) -> bool:
+        """Load the next chunk if the COPY has finished it, in its own DuckDB transaction;
+        True if one was loaded. Sets ``done`` after the last."""
+        assert self._copier is not None
+        chunk = self._copier.take()
+        if chunk is None:
+            self.done = True
+            return False
+        if chunk is False:
+            return False
+        assert isinstance(chunk, _Chunk)
+        started = time.monotonic()
+        writer = self.shadows[chunk.table]
+        try:
+            self._load(writer, chunk)
+        except VALUE_ERRORS as exc:
+            log.warning(
+                "%s: a chunk holds a value DuckDB cannot store (%s); loading it with checked casts",
+                self.tables[chunk.table].qualified,
+                str(exc).strip().splitlines()[0],
+            )
+            writer.careful = True
+            try:
+                self._load(writer, chunk)
+            finally:
+                writer.careful = False
+        chunk.path.unlink()
+        self.chunks_loaded += 1
+        if chunk.last:
+            log.info(
+                "copied %s: %d rows", self.tables[chunk.table].qualified, self.rows[chunk.table]
+            )
+        self.longest_step_s = max(self.longest_step_s, time.monotonic() - started)
+        return True
+
+    def _load(self, writer: TableWriter, chunk: _Chunk) -> None:
+        wh = self.wh
+        wh.begin()
+        try:
+            with wh.bulk_load(self.options.duckdb_threads):
+                n = wh.load_csv(
+                    writer,
+                    [chunk.path],
+                    self.ts_ms,
+                    f"{self.lsn:016X}",
+                    seq_offset=self.rows[chunk.table],
+                )
+            self.rejected += wh.save_rejects(self.state_slot, [writer])
+            wh.commit()
+        except BaseException:
+            writer.rejects.clear()
+            wh.rollback()
+            raise
+        self.rows[chunk.table] += n
+
+    def close(self) -> None:
+        """End the copy (finished or not): the COPY thread, the snapshot, the held changes."""
+        if self._copier is not None:
+            self._copier.__exit__(None, None, None)
+            self._copier = None
+        if self._snap is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._snap.close()
+            self._snap = None
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 class _progress:

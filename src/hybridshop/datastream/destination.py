@@ -28,6 +28,7 @@ from hybridshop.datastream.typemap import ColumnType, pg_array_to_json
 log = logging.getLogger("hybridshop.datastream")
 
 MERGE = "merge"
+SHADOW_PREFIX = "__backfill_"  # a table being copied while the stream runs
 APPEND_ONLY = "append-only"
 SINGLE_DATASET = "single"
 DATASET_PER_SCHEMA = "per-schema"
@@ -86,7 +87,7 @@ class StreamLayout:
         return "main", f"{schema}_{table}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Change:
     op: str  # I, U, D (merge: final image per key) / change_type (append)
     row: list[Value]
@@ -120,6 +121,7 @@ class TableWriter:
     _unchanged_cols: list[int] = field(default_factory=list)
 
     keyless: bool = False  # no primary key, no replica identity: inserts only
+    _keys_cache: tuple[list[DestColumn], str, list[int]] | None = None
 
     @property
     def ref(self) -> str:
@@ -145,13 +147,22 @@ class TableWriter:
 
     @property
     def key_idx(self) -> list[int]:
+        """Positions of the key columns (computed once per column list and style: it is
+        asked for every change)."""
+        cached = self._keys_cache
+        if cached is not None and cached[0] is self.columns and cached[1] == self.style:
+            return cached[2]
         keys = [i for i, c in enumerate(self.columns) if c.is_key]
-        if keys or self.style == "merge":
-            return keys
-        return list(range(len(self.columns)))  # no key: the whole row identifies it
+        if not keys and self.style != "merge":
+            keys = list(range(len(self.columns)))  # no key: the whole row identifies it
+        self._keys_cache = (self.columns, self.style, keys)
+        return keys
 
     def _key(self, row: Sequence[Value]) -> tuple[Value, ...]:
-        return tuple(row[i] for i in self.key_idx)
+        keys = self.key_idx
+        if len(keys) == 1:
+            return (row[keys[0]],)
+        return tuple(row[i] for i in keys)
 
     def _resolve(self, row: Tuple, old_key: tuple[Value, ...]) -> Tuple:
         """Fill unchanged TOAST values from an earlier image of the row in this batch."""
@@ -191,19 +202,31 @@ class TableWriter:
     def _record(self, key: tuple[Value, ...], change: _Change) -> None:
         if change.op in ("INSERT", "UPDATE-INSERT"):
             self.images[key] = change.row
-        if self.style == "merge":
-            self.pending_merge[key] = change
-        else:
+        if self.style != "merge" or self.careful:  # _chained, inlined: once per change
             self.pending_append.append(change)
+        else:
+            self.pending_merge[key] = change
+
+    @property
+    def _chained(self) -> bool:
+        """Changes kept in order, every one staged. Merge keeps only each key's last image,
+        except in careful mode: a rejected change must leave the key at its last change that
+        was not rejected (an INSERT then a rejected UPDATE keeps the INSERT), so every image
+        is staged and the last one left after rejecting wins (``_last_per_key``).
+
+        Each staged row is one event, as in Datastream's layout: a key change is an
+        UPDATE-DELETE of the old key and an UPDATE-INSERT of the new one, and rejecting the
+        new image does not keep the old key alive (the source no longer has it). So the
+        result is the same whichever batches the changes fall into: for every key, its last
+        event that was not rejected."""
+        return self.style != "merge" or self.careful
 
     def has_pending(self) -> bool:
         return bool(self.pending_merge or self.pending_append or self.truncate_first)
 
     # --- writing ------------------------------------------------------------------------
     def flush(self, con: Any) -> None:
-        changes = (
-            list(self.pending_merge.values()) if self.style == "merge" else self.pending_append
-        )
+        changes = self.pending_append if self._chained else list(self.pending_merge.values())
         if self.truncate_first and self.style != "append":
             con.execute(f"DELETE FROM {self.ref}")
         self.truncate_first = False
@@ -223,17 +246,20 @@ class TableWriter:
 
     def _stage(self, con: Any, changes: list[_Change]) -> None:
         ncols = len(self.columns)
-        col_lists: list[list[Any]] = [[] for _ in range(ncols)]
+        # rows -> columns at C speed (zip); rows shorter than the columns (written before a
+        # column was added) are padded with NULL first
+        rows = [
+            c.row if len(c.row) == ncols else [*c.row[:ncols], *[None] * (ncols - len(c.row))]
+            for c in changes
+        ]
+        col_lists: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
+        if not col_lists:
+            col_lists = [[] for _ in range(ncols)]
         unchanged: dict[int, list[bool]] = {}
-        for c_index, change in enumerate(changes):
-            row = change.row
-            for i in range(ncols):
-                value = row[i] if i < len(row) else None
-                if value is UNCHANGED:
-                    flags = unchanged.setdefault(i, [False] * len(changes))
-                    flags[c_index] = True
-                    value = None
-                col_lists[i].append(value)
+        for i, cells in enumerate(col_lists):
+            if UNCHANGED in cells:
+                unchanged[i] = [v is UNCHANGED for v in cells]
+                col_lists[i] = [None if v is UNCHANGED else v for v in cells]
         for i, column in enumerate(self.columns):
             if column.ctype.is_array:
                 elem = column.ctype.array_elem
@@ -282,6 +308,16 @@ class TableWriter:
         self._unchanged_cols = sorted(unchanged)
         if self.careful:
             self._reject(con, changes)
+            if self.style == "merge":
+                self._last_per_key(con)
+
+    def _last_per_key(self, con: Any) -> None:
+        """Careful merge: of the images of one key left after rejecting, the last wins."""
+        part = ", ".join(q(self.columns[i].name) for i in self.key_idx)
+        con.execute(
+            "DELETE FROM __stage WHERE __seq IN (SELECT __seq FROM __stage QUALIFY "
+            f"row_number() OVER (PARTITION BY {part} ORDER BY __seq DESC) > 1)"
+        )
 
     def _reject(self, con: Any, changes: list[_Change]) -> None:
         """Careful mode: take the changes holding a value the destination type cannot store
@@ -676,6 +712,52 @@ class Warehouse:
         self.table_states[writer.source] = state
         self.state.set_table(self.slot, state)
 
+    # --- copies while streaming (backfill.TableCopy) -------------------------------------
+    def create_shadow(self, schema: str, table: str, columns: list[DestColumn]) -> TableWriter:
+        """An empty table, next to the destination table of ``schema.table``, that a copy
+        fills while the stream runs (readers keep the table as it was meanwhile); not
+        registered: the stream's writer of the table stays the current one."""
+        dschema, dname = self.layout.table_ref(schema, table)
+        style = self.style_for(columns)
+        name = SHADOW_PREFIX + dname
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dschema)}")
+        cols = ", ".join(f"{q(c.name)} {c.ctype.duckdb}" for c in columns)
+        self._con.execute(
+            f"CREATE OR REPLACE TABLE {q(dschema)}.{q(name)} ({cols}, "
+            f"datastream_metadata {_META[style]})"
+        )
+        return TableWriter((schema, table), dschema, name, list(columns), style)
+
+    def write(self, writer: TableWriter) -> None:
+        """Write the pending changes of a writer that is not registered (a shadow)."""
+        if writer.has_pending():
+            writer.flush(self._con)
+        writer.end_batch()
+
+    def swap_in(self, shadow: TableWriter, lsn: int) -> None:
+        """The shadow replaces the destination table, whose changes are streamed after
+        ``lsn`` from here on (in the caller's transaction)."""
+        dname = shadow.name[len(SHADOW_PREFIX) :]
+        self._con.execute(f"DROP TABLE IF EXISTS {q(shadow.schema)}.{q(dname)}")
+        self._con.execute(f"ALTER TABLE {shadow.ref} RENAME TO {q(dname)}")
+        shadow.name = dname
+        self.writers.pop(shadow.source, None)
+        self.table_backfilled(*shadow.source, lsn)
+        shadow.careful = self.careful
+        shadow.stopped = None
+        shadow.skip_through = lsn
+        self.writers[shadow.source] = shadow
+
+    def drop_shadows(self) -> None:
+        """Shadows left by a copy that did not finish (a crash): nothing refers to them."""
+        rows = self._con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND starts_with(table_name, ?)",
+            [SHADOW_PREFIX],
+        ).fetchall()
+        for dschema, name in rows:
+            self._con.execute(f"DROP TABLE {q(str(dschema))}.{q(str(name))}")
+
     def adopt_tables(self, tables: list[tuple[str, str]]) -> None:
         """Record per-table state for the tables a warehouse already holds (written before
         per-table state existed): they were backfilled with the slot."""
@@ -778,10 +860,12 @@ class Warehouse:
         self._con.execute("DROP TABLE __bf")
         return (int(row[0]) if row else 0) + len(bad)
 
-    def save_rejects(self, slot: str) -> int:
-        """Record every writer's rejected changes (inside the batch's transaction)."""
-        rejects = [r for w in self.writers.values() for r in w.rejects]
-        for writer in self.writers.values():
+    def save_rejects(self, slot: str, writers: Iterable[TableWriter] | None = None) -> int:
+        """Record every writer's rejected changes (or those of ``writers``; inside the
+        batch's transaction)."""
+        chosen = list(self.writers.values() if writers is None else writers)
+        rejects = [r for w in chosen for r in w.rejects]
+        for writer in chosen:
             writer.rejects.clear()
         if not rejects:
             return 0

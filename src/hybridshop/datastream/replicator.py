@@ -25,7 +25,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from hybridshop.datastream import pgoutput as po
-from hybridshop.datastream.backfill import BackfillOptions, backfill
+from hybridshop.datastream.backfill import BackfillOptions, TableCopy, backfill
 from hybridshop.datastream.destination import (
     MERGE,
     SINGLE_DATASET,
@@ -106,6 +106,8 @@ class Counters:
     phase: str = "starting"  # starting, backfill, streaming, reconnecting, stopped, failed
     stopped_tables: dict[str, str] = field(default_factory=dict)
     backfilled: dict[str, float] = field(default_factory=dict)  # tables -> when (one-table)
+    copying: dict[str, int] = field(default_factory=dict)  # copied while streaming: rows so far
+    copy_longest_step_s: float = 0.0  # the longest the stream waited for one copied chunk
     started_at: float = field(default_factory=time.time)
 
 
@@ -186,6 +188,7 @@ class Replicator:
             "reconnects": c.reconnects,
             "stopped_tables": dict(c.stopped_tables),
             "backfilled": dict(c.backfilled),
+            "copying": dict(c.copying),
             "error": c.error,
         }
 
@@ -318,6 +321,34 @@ class Replicator:
         self.counters.backfilled[", ".join(sorted(names))] = time.time()
         return result.rows
 
+    def start_copy(self, conn: Any, names: set[str]) -> TableCopy:
+        """Start copying ``names`` (``schema.table``, published) while the stream runs: the
+        stream loads it a chunk at a time between batches (``TableCopy``)."""
+        cfg = self.config
+        wh = self._wh
+        assert wh is not None
+        tables = published_tables(conn, cfg.publication, self.types, only=names)
+        missing = names - {t.qualified for t in tables}
+        if missing:
+            raise PrerequisiteError(
+                f"{', '.join(sorted(missing))} not published by {cfg.publication!r}. Fix: "
+                f'ALTER PUBLICATION "{cfg.publication}" ADD TABLE {", ".join(sorted(missing))};'
+            )
+        copy = TableCopy(
+            self._connect,
+            wh,
+            tables,
+            self.backfill_options(),
+            slot=f"{cfg.slot[:40]}_bf_{int(time.time() * 1000) % 10**9}",
+            state_slot=cfg.slot,
+        )
+        try:
+            copy.start()
+        except BaseException:
+            copy.close()
+            raise
+        return copy
+
     def backfill_now(self, names: set[str]) -> dict[str, int]:
         """``hybridshop replicate backfill`` with no replicator running: copy ``names`` into
         the warehouse; the next replicator run streams from the slot and skips what the copy
@@ -393,6 +424,9 @@ class Replicator:
             "backfill_rows": c.backfill_rows,
             "rejected_changes": c.rejected_changes,
             "stopped_tables": dict(c.stopped_tables),
+            "copying": dict(c.copying),
+            "copy_longest_step_s": c.copy_longest_step_s,
+            "backfilled": dict(c.backfilled),
             "phase": c.phase,
             "error": c.error,
         }

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg2
 
+from hybridshop.datastream.destination import SHADOW_PREFIX
 from hybridshop.datastream.liveness import read_liveness
 from hybridshop.datastream.pgoutput import format_lsn
 from hybridshop.datastream.service import snapshot_path_for
@@ -82,8 +83,9 @@ def destination_status(duckdb_path: Path, slot: str) -> dict[str, Any]:
         table_states = read_tables(con, slot)
         tables = con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT list_contains(?, "
-            "table_name) AND database_name = current_database() ORDER BY 1, 2",
-            [list(INTERNAL_TABLES)],
+            "table_name) AND NOT starts_with(table_name, ?) AND database_name = current_database() "
+            "ORDER BY 1, 2",
+            [list(INTERNAL_TABLES), SHADOW_PREFIX],
         ).fetchall()
         errors = read_rejects(con, slot)
         rows = {}

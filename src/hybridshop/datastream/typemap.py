@@ -151,6 +151,8 @@ class ColumnType:
             return f"CAST({expr} AS BLOB)"
         if self.pg_name == "money":
             return f"{cast}(regexp_replace({expr}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
+        if self.pg_name == "interval":
+            return interval_sql(expr, cast)
         return f"{cast}({expr} AS {self.duckdb})"
 
     def reject_reason(self, value: str) -> str:
@@ -159,6 +161,10 @@ class ColumnType:
             return f"{self.pg_name} before year 1: BigQuery and DuckDB cannot store it"
         if self.pg_name == "numeric" and value in ("NaN", "Infinity", "-Infinity"):
             return f"numeric {value} has no {self.bigquery} ({self.duckdb}) representation"
+        if self.pg_name == "interval":
+            if value.endswith("infinity"):
+                return f"interval {value}: DuckDB's INTERVAL has no infinite value"
+            return "interval out of the destination's range (months and days are 32-bit)"
         if self.pg_name in ("timestamp", "timestamptz", "date"):
             return (
                 f"{self.pg_name} out of the destination's range (DuckDB TIMESTAMP ends in "
@@ -185,6 +191,43 @@ class ColumnType:
                 f"ELSE CAST({expr} AS TIMESTAMP) END"
             )
         return self.try_cast_sql(expr) if try_cast else self.cast_sql(expr)
+
+
+# PostgreSQL's interval output with IntervalStyle=postgres (the source sessions' style):
+# "[N year[s]] [N mon[s]] [N day[s]] [[+|-]H:MM:SS[.ffffff]]", each part signed on its own
+# ('-1 days +02:00:00', '1 mon -3 days', '-00:00:01'); hours are not bounded to 24.
+# DuckDB's own cast refuses a '+' before the time and would not mean the same on every mixed
+# sign, so the parts are read with one regular expression and added as months, days and
+# microseconds: the exact value, whichever components and signs it has.
+_INTERVAL_RE = (
+    r"^(?:([+-]?[0-9]+) years? ?)?(?:([+-]?[0-9]+) mons? ?)?(?:([+-]?[0-9]+) days? ?)?"
+    r"(?:([+-]?)([0-9]+):([0-9]+):([0-9]+)(?:[.]([0-9]{1,6}))?)?$"
+)
+_INTERVAL_PARTS = "['y', 'mo', 'd', 'sg', 'h', 'mi', 's', 'f']"
+
+
+def interval_sql(expr: str, cast: str = "CAST") -> str:
+    """DuckDB SQL for a PostgreSQL interval's text (see ``_INTERVAL_RE``) as an INTERVAL of
+    the same months, days and microseconds. Text of another shape ('infinity', another
+    IntervalStyle) goes to DuckDB's own cast, which refuses what it cannot read (``cast``
+    TRY_CAST: NULL, so the change is rejected); out-of-range parts likewise."""
+    parts = f"regexp_extract({expr}, '{_INTERVAL_RE}', {_INTERVAL_PARTS})"
+
+    def num(name: str) -> str:
+        return f"CAST(coalesce(nullif({parts}.{name}, ''), '0') AS HUGEINT)"
+
+    micros = (
+        f"(CASE WHEN {parts}.sg = '-' THEN -1 ELSE 1 END) * ({num('h')} * 3600000000 + "
+        f"{num('mi')} * 60000000 + {num('s')} * 1000000 + "
+        f"CAST(rpad({parts}.f, 6, '0') AS HUGEINT))"
+    )
+    return (
+        f"CASE WHEN {parts}.y = '' AND {parts}.mo = '' AND {parts}.d = '' AND {parts}.h = '' "
+        f"THEN {cast}({expr} AS INTERVAL) ELSE "
+        f"to_months({cast}({num('y')} * 12 + {num('mo')} AS INTEGER)) + "
+        f"to_days({cast}({num('d')} AS INTEGER)) + "
+        f"to_microseconds({cast}({micros} AS BIGINT)) END"
+    )
 
 
 def numeric_precision(typmod: int) -> tuple[int, int] | None:

@@ -9,7 +9,6 @@ nulls).
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import random
 import time
@@ -213,16 +212,3 @@ def build_event(
     else:
         event["isBase64Encoded"] = False
     return event
-
-
-def decode_event_body(event: dict[str, Any]) -> bytes:
-    """The request bytes back from an event (for tests and tools that inspect events)."""
-    body = event.get("body")
-    if body is None:
-        return b""
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(body, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"event body is not valid base64: {exc}") from None
-    return str(body).encode("utf-8")

@@ -66,6 +66,7 @@ NOT_FOUND = 404, "Not Found"
 UNAUTHORIZED = 401, "Unauthorized"
 INTERNAL_ERROR = 500, "Internal Server Error"
 SERVICE_UNAVAILABLE = 503, "Service Unavailable"
+TOO_MANY_REQUESTS = 429, "Too Many Requests"  # API Gateway's throttling answer
 TOO_LARGE = 413, "Request Entity Too Large"
 
 

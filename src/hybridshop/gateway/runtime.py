@@ -7,11 +7,17 @@ by a socket pair speaking ``frames``; one write and one read per invocation.
 
 An environment is busy only while its handler runs, as on AWS where clients talk to API
 Gateway and never to the function: the response is handed back to the HTTP side and the
-environment is free again before a byte goes to the client. When every environment of a
-function is busy, a request waits (first come, first served) for one until the integration
-timeout; AWS would throttle instead, but queueing keeps load tests and the "200 concurrent
-purchases" test meaningful. Timeouts are enforced here by killing the process, like
-Lambda's ``Task timed out``.
+environment is free again before a byte goes to the client.
+
+Admission (load shedding): when every environment of a function is busy, a request waits,
+first come first served, in a short bounded queue (``Admission``). It is refused at once
+with ``throttled`` when that queue is full or when the wait it would have, estimated from
+the recent invocation times, is longer than the bound; a request that does wait and gets
+no environment within the bound is refused too. The gateway answers those 429 with
+``Retry-After``, as API Gateway's throttling does, instead of holding a client for the
+30 s integration timeout. A refused request never reached a handler: nothing of it was
+written anywhere. Timeouts are enforced here by killing the process, like Lambda's
+``Task timed out``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import pickle
 import signal
@@ -46,24 +53,36 @@ INIT_TIMEOUT_S = 10.0  # Lambda's limit for the init phase (imports, module-leve
 LogSink = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Admission:
+    """How much waiting a function's pool admits once all its environments are busy.
+
+    ``max_queue`` requests may wait per function (0: none, refuse as soon as every
+    environment is busy, like Lambda's own throttling); none waits longer than
+    ``max_wait_s``. Past either bound a request is refused (429 + Retry-After)."""
+
+    max_queue: int = 32
+    max_wait_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_queue < 0:
+            raise ValueError("max_queue must be 0 or more")
+        if not self.max_wait_s > 0:
+            raise ValueError("max_wait_s must be more than 0")
+
+
 @dataclass
 class InvocationResult:
     """Outcome of one invocation, as API Gateway sees it."""
 
-    kind: str  # "ok" | "function_error" | "timeout" | "integration_timeout"
+    # "ok" | "function_error" | "timeout" | "integration_timeout" | "throttled"
+    kind: str
     payload: str = ""  # the function's JSON response when ok
     error: dict[str, Any] | None = None
     aws_request_id: str = ""
     duration_ms: float = 0.0
     init_ms: float | None = None  # set on a cold start
-
-
-class FunctionError(RuntimeError):
-    """The environment could not start (import failure, crash or timeout during init)."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload.get("errorMessage", "init failed"))
-        self.payload = payload
+    retry_after_s: int = 0  # set when throttled: when a retry has a fair chance
 
 
 def lambda_environment(
@@ -208,7 +227,6 @@ class Environment:
         self.sock = parent_sock
         parent_sock.setblocking(False)
         self.state = "init"  # init | idle | busy | dead
-        self.invocations = 0
         self.link = _Link(self, parent_sock)
         self._reply: asyncio.Future[InvocationResult] | None = None
         self._started = 0.0
@@ -226,8 +244,9 @@ class Environment:
         # A write error needs no handling here: the read side reports the dead process.
         self.link.write(encode(kind, payload))
 
-    async def start(self) -> float:
-        """Import the handler in the worker; the init time in ms, or raise FunctionError."""
+    async def start(self) -> InvocationResult:
+        """Import the handler in the worker: ``ok`` with the init time in ms as its payload,
+        or the ``function_error`` that stopped it (the process is killed then)."""
         self.link.open()
         setup = {
             "handler": self.spec.handler,
@@ -248,9 +267,10 @@ class Environment:
             self._reply = None
         if result.kind != "ok":
             self.kill()
-            raise FunctionError(result.error or _exit_error("init"))
+            result.error = result.error or _exit_error("init")
+            return result
         self.state = "idle"
-        return float(result.payload)
+        return result
 
     def _init_timed_out(self) -> None:
         self._answer(
@@ -265,7 +285,6 @@ class Environment:
     ) -> InvocationResult:
         """One invocation; the process is killed if it runs past ``deadline`` (monotonic)."""
         self.state = "busy"
-        self.invocations += 1
         self._rid = rid
         self._started = time.monotonic()
         reply: asyncio.Future[InvocationResult] = self.loop.create_future()
@@ -356,17 +375,19 @@ class Environment:
 
 
 _SPAWN = object()  # handed to a waiter: a slot freed up, start an environment yourself
+_MEAN_WEIGHT = 0.2  # of the newest invocation in the running mean of invocation times
 
 
 def _give_up(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
-        waiter.set_result(None)  # the integration timeout passed while it waited
+        waiter.set_result(None)  # its bound passed while it waited
 
 
 class FunctionPool:
     """Up to ``size`` environments of one function, created on demand and reused (LIFO, so
-    the most recently used, warmest environment serves the next request). Loop thread only,
-    except ``stats`` (plain reads) and ``close`` (after the loop stopped)."""
+    the most recently used, warmest environment serves the next request), and the bounded
+    queue of requests waiting for one (``Admission``). Loop thread only, except ``stats``
+    (plain reads) and ``close`` (after the loop stopped)."""
 
     def __init__(
         self,
@@ -378,6 +399,7 @@ class FunctionPool:
         account_id: str,
         log: LogSink,
         loop: asyncio.AbstractEventLoop,
+        admission: Admission | None = None,
     ) -> None:
         self.spec = spec
         self.env = env
@@ -386,9 +408,12 @@ class FunctionPool:
         self.account_id = account_id
         self.log = log
         self.loop = loop
+        self.admission = admission or Admission()
         self._idle: list[Environment] = []
         self._all: set[Environment] = set()
         self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._mean_s = 0.0  # running mean of invocation times; 0 until the first one
+        self._throttled = 0
         self._closed = False
 
     def stats(self) -> dict[str, int]:
@@ -397,12 +422,15 @@ class FunctionPool:
             "idle": len(self._idle),
             "max": self.size,
             "waiting": len(self._waiters),
+            "max_waiting": self.admission.max_queue,
+            "throttled": self._throttled,
         }
 
     async def invoke(
         self, event: dict[str, Any], timeout_s: float = INTEGRATION_TIMEOUT_S
     ) -> InvocationResult:
-        """Run ``event`` in an environment of this function, within ``timeout_s`` in all."""
+        """Run ``event`` in an environment of this function, within ``timeout_s`` in all;
+        ``throttled`` (the event never sent) when admission refuses it."""
         integration_deadline = time.monotonic() + timeout_s
         rid = new_uuid()
         if self._closed:
@@ -415,8 +443,25 @@ class FunctionPool:
         deadline = time.monotonic() + float(self.spec.timeout_s)
         result = await environment.run(event, rid, deadline, integration_deadline)
         result.init_ms = init_ms
+        seconds = result.duration_ms / 1000
+        mean = self._mean_s
+        self._mean_s = seconds if not mean else mean + _MEAN_WEIGHT * (seconds - mean)
         self._release(environment)
         return result
+
+    def expected_wait_s(self, position: int) -> float:
+        """About how long the request at ``position`` (0: first) of the queue will wait: one
+        environment frees up every mean invocation time / ``size`` on average."""
+        return (position + 1) * self._mean_s / self.size
+
+    def _throttle(self, position: int, reason: str) -> InvocationResult:
+        self._throttled += 1
+        retry_after = max(1, math.ceil(self.expected_wait_s(position)))
+        return InvocationResult(
+            kind="throttled",
+            error={"errorType": "Throttled", "errorMessage": reason},
+            retry_after_s=retry_after,
+        )
 
     async def _acquire(
         self, integration_deadline: float
@@ -424,10 +469,22 @@ class FunctionPool:
         if self._idle:
             return self._idle.pop(), None
         if len(self._all) >= self.size:
+            admission = self.admission
+            position = len(self._waiters)
+            # shed now, never queued and never invoked: the queue is full, or the wait
+            # would be longer than a client should be held
+            if position >= admission.max_queue:
+                return self._throttle(position, f"{position} requests already waiting")
+            if self.expected_wait_s(position) > admission.max_wait_s:
+                return self._throttle(
+                    position, f"expected wait {self.expected_wait_s(position):.1f}s"
+                )
+            now = time.monotonic()
+            shed_at = now + admission.max_wait_s
             waiter: asyncio.Future[Any] = self.loop.create_future()
             self._waiters.append(waiter)
             timer = self.loop.call_later(
-                max(0.0, integration_deadline - time.monotonic()), _give_up, waiter
+                max(0.0, min(shed_at, integration_deadline) - now), _give_up, waiter
             )
             try:
                 got = await waiter
@@ -436,7 +493,11 @@ class FunctionPool:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             if got is None:
-                return InvocationResult(kind="integration_timeout")
+                if self._closed or integration_deadline <= shed_at:
+                    return InvocationResult(kind="integration_timeout")
+                return self._throttle(
+                    len(self._waiters), f"no environment within {admission.max_wait_s:g}s"
+                )
             if got is not _SPAWN:
                 return got, None
         return await self._spawn()
@@ -452,16 +513,16 @@ class FunctionPool:
             )
         self._all.add(environment)
         try:
-            init_ms = await environment.start()
-        except FunctionError as exc:
-            return InvocationResult(kind="function_error", error=exc.payload)
+            started = await environment.start()
         except OSError as exc:
             environment.kill()
             return InvocationResult(
                 kind="function_error",
                 error={"errorType": "Runtime.StartError", "errorMessage": str(exc)},
             )
-        return environment, init_ms
+        if started.kind != "ok":
+            return started
+        return environment, float(started.payload)
 
     def _release(self, environment: Environment) -> None:
         if self._closed or environment.state != "idle":

@@ -46,6 +46,7 @@ from hybridshop.gateway.responses import (
     INTERNAL_ERROR,
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
+    TOO_MANY_REQUESTS,
     UNAUTHORIZED,
     HttpResponse,
     MappingError,
@@ -53,7 +54,12 @@ from hybridshop.gateway.responses import (
     map_result,
 )
 from hybridshop.gateway.routes import RouteTable
-from hybridshop.gateway.runtime import INTEGRATION_TIMEOUT_S, FunctionPool, InvocationResult
+from hybridshop.gateway.runtime import (
+    INTEGRATION_TIMEOUT_S,
+    Admission,
+    FunctionPool,
+    InvocationResult,
+)
 from hybridshop.gateway.transport import HttpServer, Limits
 from hybridshop.lambda_functions import FUNCTIONS, FunctionSpec
 
@@ -75,6 +81,10 @@ class GatewayConfig:
     port: int = settings.DEFAULT_API_PORT  # 0: pick a free port
     env: dict[str, str] = field(default_factory=dict)  # environment of every function
     concurrency: int = settings.DEFAULT_CONCURRENCY  # execution environments per function
+    # load shedding: requests that may wait per function once all its environments are busy,
+    # and for how long at most; past either, 429 + Retry-After (API Gateway's throttling)
+    max_queue: int = settings.DEFAULT_MAX_QUEUE
+    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S
     functions: tuple[FunctionSpec, ...] = FUNCTIONS
     authorizer: JwtAuthorizerConfig | None = None  # JwtAuthorizerConfig.local() with local_issuer
     local_issuer: bool = False  # serve the dev token issuer on its own loopback listener
@@ -219,6 +229,13 @@ class ApiPipeline:
         if result.kind == "integration_timeout":
             info["integrationErrorMessage"] = "integration timed out"
             return gateway_message(*SERVICE_UNAVAILABLE)
+        if result.kind == "throttled":
+            # refused before any environment saw it: the function never ran
+            reason = (result.error or {}).get("errorMessage", "")
+            info["integrationErrorMessage"] = f"throttled: every environment busy, {reason}"
+            response = gateway_message(*TOO_MANY_REQUESTS)
+            response.headers.append(("retry-after", str(result.retry_after_s)))
+            return response
         error = result.error or {}
         info["integrationErrorMessage"] = f"{error.get('errorType')}: {error.get('errorMessage')}"
         if result.kind == "timeout" or error.get("errorType") in _RUNTIME_FAILURES:
@@ -276,6 +293,7 @@ class LocalGateway:
     def __init__(self, config: GatewayConfig) -> None:
         if config.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self.admission = Admission(max_queue=config.max_queue, max_wait_s=config.max_wait_s)
         if (
             config.authorizer
             and config.authorizer.issuer == LOCAL_ISSUER
@@ -326,6 +344,7 @@ class LocalGateway:
                 account_id=config.account_id,
                 log=self.log,
                 loop=self.loop,
+                admission=self.admission,
             )
             self._pools.append(pool)
             routes.extend((key, _Target(spec, pool)) for key in spec.routes)

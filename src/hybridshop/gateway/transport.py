@@ -43,8 +43,8 @@ from hybridshop.gateway.responses import HttpResponse
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 FEED_SLICE = 16 * 1024  # input parsed per step while a request is being served
-HIGH_WATER = 64 * 1024  # output buffered per connection before we stop producing more
-SEND_BUFFER = 64 * 1024  # kernel send buffer per client connection
+HIGH_WATER = 16 * 1024  # output buffered per connection before we stop producing more
+SEND_BUFFER = 16 * 1024  # kernel send buffer per client connection (the kernel doubles it)
 
 App = Callable[[HttpRequest], Awaitable[HttpResponse]]
 Reject = Callable[[int, str, str], HttpResponse]  # status, message, client ip -> response

@@ -113,6 +113,9 @@ def _settings() -> settings.FunctionSettings:
     return config
 
 
+RETRY_AFTER_S = "1"  # seconds, on a 503 for an unreachable database
+
+
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
     return {
         "statusCode": status,
@@ -209,6 +212,7 @@ def api_handler(work: Callable[[Event], Response]) -> Handler:
                 "database_unavailable",
                 "the database is unavailable; try again shortly",
             )
+            response["headers"]["retry-after"] = RETRY_AFTER_S  # nothing was written: retry
             extra["error_code"] = "database_unavailable"
         except (DatabaseConfigError, SettingsError) as exc:
             log.error("function misconfigured: %s", exc, extra=extra)

@@ -1,5 +1,6 @@
-"""Live traffic through the public HTTP API: a dispatcher starts visits on schedule, workers
-(one thread and one keep-alive HTTP connection each) run them, every answer is counted.
+"""Live traffic through the public HTTP API: workers (one thread and one keep-alive HTTP
+connection each) take the planned visits in order and start each at its time, every answer is
+counted.
 
 The schedule is open-loop, like real shoppers who do not wait for each other: visits start
 at their planned times whatever the API's speed; when all workers are busy, visits queue and
@@ -12,7 +13,7 @@ visits still running, or when ``stop`` is set (Ctrl-C).
 from __future__ import annotations
 
 import json
-import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -296,14 +297,19 @@ class Simulation:
         if config.log_path is not None:
             config.log_path.parent.mkdir(parents=True, exist_ok=True)
             log = config.log_path.open("w", encoding="utf-8", buffering=1 << 16)
+        # The workers wait on sockets nearly all the time: when an answer arrives its worker
+        # should take the GIL at once (the next request goes out sooner), not after the 5 ms
+        # the interpreter lets a busy thread run by default.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
         self.started = time.perf_counter()
         recorder = _Recorder(self.summary, log, self.started)
         shared = SharedState()
-        visits: queue.Queue[Visit | None] = queue.Queue(maxsize=config.concurrency * 2)
+        schedule = _Schedule(self, recorder.lock)
         workers = [
             threading.Thread(
                 target=self._worker,
-                args=(visits, recorder, shared, use_token),
+                args=(schedule, recorder, shared, use_token),
                 name=f"shopper-{i}",
                 daemon=True,
             )
@@ -312,92 +318,29 @@ class Simulation:
         for w in workers:
             w.start()
         try:
-            self._dispatch(visits, on_tick)
-        finally:
-            for _ in workers:
-                while True:
-                    try:
-                        visits.put(None, timeout=0.1)
-                        break
-                    except queue.Full:
-                        if self.stop_event.is_set():
-                            self._drain(visits)
             deadline = None if config.duration is None else self.started + config.duration
             for w in workers:
                 while w.is_alive():
-                    w.join(timeout=0.1)
+                    w.join(timeout=0.25)
                     if on_tick is not None:
                         on_tick(self.summary)
                     if deadline is not None and time.perf_counter() > deadline + config.grace_s():
                         self.stop_event.set()  # workers finish the request in flight
+        finally:
+            self.stop_event.set()
+            for w in workers:
+                w.join()
             self.summary.elapsed_s = time.perf_counter() - self.started
+            sys.setswitchinterval(switch_interval)
             if log is not None:
                 log.close()
         if on_tick is not None:
             on_tick(self.summary)
         return self.summary
 
-    def _drain(self, visits: queue.Queue[Visit | None]) -> None:
-        while True:
-            try:
-                item = visits.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self.summary.visits_dropped += 1
-                self.summary.visits_started -= 1
-
-    def _dispatch(
-        self, visits: queue.Queue[Visit | None], on_tick: Callable[[Summary], None] | None
-    ) -> None:
-        config = self.config
-        plan = plan_visits(
-            config.seed, config.rate, config.duration, config.speedup, self.sim_start
-        )
-        warn_after = max(2.0, 0.05 * (config.duration or 60))
-        max_late = config.grace_s()
-        last_tick = 0.0
-        for visit in plan:
-            self.summary.visits_planned += 1
-            due = self.started + visit.at
-            while True:
-                now = time.perf_counter()
-                if on_tick is not None and now - last_tick > 0.25:
-                    on_tick(self.summary)
-                    last_tick = now
-                if self.stop_event.is_set():
-                    break
-                if now >= due:
-                    break
-                self.stop_event.wait(min(due - now, 0.25))
-            if self.stop_event.is_set():
-                self.summary.visits_planned -= 1
-                break
-            # hand the visit to a worker; a shopper kept waiting too long leaves (dropped)
-            while not self.stop_event.is_set():
-                lag = time.perf_counter() - due
-                if lag > warn_after and self.summary.lagging is None:
-                    self.summary.lagging = (
-                        f"cannot sustain --rate {config.rate:g}: visits start {lag:.1f}s late "
-                        f"with {config.concurrency} workers; lower --rate or raise --concurrency "
-                        "(if the API is the limit, a higher --concurrency will not help)"
-                    )
-                if lag > max_late:
-                    self.summary.visits_dropped += 1
-                    break
-                try:
-                    visits.put(visit, timeout=0.1)
-                    self.summary.visits_started += 1
-                    break
-                except queue.Full:
-                    now = time.perf_counter()
-                    if on_tick is not None and now - last_tick > 0.25:
-                        on_tick(self.summary)
-                        last_tick = now
-
     def _worker(
         self,
-        visits: queue.Queue[Visit | None],
+        schedule: _Schedule,
         recorder: _Recorder,
         shared: SharedState,
         use_token: bool,
@@ -428,9 +371,61 @@ class Simulation:
         runner = VisitRunner(self.config.seed, send, shared, self.shares, self.stop_event.is_set)
         try:
             while True:
-                visit = visits.get()
+                visit = schedule.next_visit()
                 if visit is None:
                     return
                 runner.run(visit)
         finally:
             client.close()
+
+
+class _Schedule:
+    """The open-loop plan, shared by the workers: a free worker takes the next planned visit
+    and starts it at its time (visits never wait for each other, like real shoppers). A
+    visit that no worker was free to start within the grace period is dropped (the shopper
+    left); starting late for long is reported as ``lagging``. No dispatcher thread and no
+    queue between it and the workers: one lock, held only to take the next visit."""
+
+    def __init__(self, simulation: Simulation, lock: threading.Lock) -> None:
+        config = simulation.config
+        self.sim = simulation
+        self.summary = simulation.summary
+        self.lock = lock  # the recorder's: the counters of the summary change under it
+        self.take = threading.Lock()
+        self.plan = plan_visits(
+            config.seed, config.rate, config.duration, config.speedup, simulation.sim_start
+        )
+        self.warn_after = max(2.0, 0.05 * (config.duration or 60))
+        self.max_late = config.grace_s()
+
+    def next_visit(self) -> Visit | None:
+        """The next visit to run, once its time has come; None when the plan is done or the
+        run stops."""
+        sim, config, stop = self.sim, self.sim.config, self.sim.stop_event
+        while not stop.is_set():
+            with self.take:
+                visit = next(self.plan, None)
+                if visit is None:
+                    return None
+                with self.lock:
+                    self.summary.visits_planned += 1
+            due = sim.started + visit.at
+            wait = due - time.perf_counter()
+            if wait > 0 and stop.wait(wait):
+                with self.lock:
+                    self.summary.visits_planned -= 1
+                return None
+            lag = time.perf_counter() - due
+            with self.lock:
+                if lag > self.warn_after and self.summary.lagging is None:
+                    self.summary.lagging = (
+                        f"cannot sustain --rate {config.rate:g}: visits start {lag:.1f}s late "
+                        f"with {config.concurrency} workers; lower --rate or raise --concurrency "
+                        "(if the API is the limit, a higher --concurrency will not help)"
+                    )
+                if lag > self.max_late:
+                    self.summary.visits_dropped += 1
+                    continue
+                self.summary.visits_started += 1
+            return visit
+        return None

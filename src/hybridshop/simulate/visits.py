@@ -18,6 +18,7 @@ the same order (``idempotent-replayed``). These answers are counted as expected 
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections import deque
@@ -75,7 +76,8 @@ def plan_visits(
     ``speedup`` times faster than the wall clock from ``start``."""
     rng = random.Random(f"plan:{seed}")
     kinds = [k for k, _, _ in VISIT_KINDS]
-    weights = [share for _, share, _ in VISIT_KINDS]
+    # what choices(kinds, weights) accumulates on every call, once (the same draws)
+    cum_weights = list(itertools.accumulate(share for _, share, _ in VISIT_KINDS))
     t = 0.0
     index = 0
     while True:
@@ -85,7 +87,7 @@ def plan_visits(
         t += rng.expovariate(rate * level / MEAN_REQUESTS)
         if duration is not None and t >= duration:
             return
-        yield Visit(index, t, rng.choices(kinds, weights)[0])
+        yield Visit(index, t, rng.choices(kinds, cum_weights=cum_weights)[0])
         index += 1
 
 

@@ -19,7 +19,8 @@ from hybridshop.web.tokens import IdTokenSource, TokenError
 
 log = logging.getLogger("hybridshop.web.api")
 
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
+# 429: the gateway shed the request before any function ran (throttling), safe to retry
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_S = 0.1
 
 

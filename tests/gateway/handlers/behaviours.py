@@ -9,10 +9,15 @@ import time
 from typing import Any
 
 PNG_BYTES = bytes(range(256))
+counted = 0  # invocations of "count" in this environment (module state stays warm)
 
 
 def handler(event: dict[str, Any], context: Any) -> Any:
+    global counted
     what = event["pathParameters"]["what"]
+    if what == "count":
+        counted += 1
+        return {"statusCode": 200, "body": str(counted)}
     if what == "shortcut":
         return {"hello": "world", "n": [1, 2]}
     if what == "string":
