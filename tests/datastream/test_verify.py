@@ -397,3 +397,48 @@ def test_canonical_forms_agree_on_random_values(database_url: str) -> None:
     finally:
         conn.close()
         con.close()
+
+
+def test_a_locked_warehouse_is_waited_for_even_while_the_slot_has_no_holder(
+    tmp_path: Path,
+) -> None:
+    """A starting replicator holds the warehouse's lock but, between its backfill and its
+    stream, not the slot: verify waited only when the slot was held, and so failed at once
+    ("held by a running replicator that publishes no reader copy") in that gap. The lock
+    itself now counts: verify waits for the reader copy."""
+    import pytest
+
+    from hybridshop.datastream.verify import VerifyError, open_warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(path)).close()
+    hold = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        with pytest.raises(VerifyError, match="publishes no reader copy"):
+            open_warehouse(path, 0.0)  # no wait asked: the old behaviour, at once
+        copy = snapshot_path_for(path)
+
+        def publish() -> None:
+            time.sleep(1.0)
+            tmp = copy.with_name(copy.name + ".tmp")  # replaced atomically, as the replicator
+            con = duckdb.connect(str(tmp))
+            con.execute("CREATE TABLE marker AS SELECT 42 AS answer")
+            con.close()
+            os.replace(tmp, copy)
+
+        threading.Thread(target=publish).start()
+        con, read_from = open_warehouse(path, 0.0, locked_wait_s=30)
+        try:
+            assert read_from == copy and con.execute("SELECT answer FROM marker").fetchone() == (
+                42,
+            )
+        finally:
+            con.close()
+    finally:
+        holder.kill()
+        holder.wait()

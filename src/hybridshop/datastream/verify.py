@@ -172,7 +172,9 @@ class VerifyReport:
 
 
 # --- reading the warehouse -------------------------------------------------------------------
-def open_warehouse(duckdb_path: Path, wait_s: float = 0.0) -> tuple[Any, Path]:
+def open_warehouse(
+    duckdb_path: Path, wait_s: float = 0.0, *, locked_wait_s: float | None = None
+) -> tuple[Any, Path]:
     """A read-only DuckDB connection to the warehouse, and the file it reads.
 
     The file itself when no process holds its write lock, else the reader copy the
@@ -183,7 +185,8 @@ def open_warehouse(duckdb_path: Path, wait_s: float = 0.0) -> tuple[Any, Path]:
     import duckdb
 
     copy = snapshot_path_for(duckdb_path)
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    deadline = started + wait_s
     while True:
         if duckdb_path.exists():
             try:
@@ -191,6 +194,10 @@ def open_warehouse(duckdb_path: Path, wait_s: float = 0.0) -> tuple[Any, Path]:
             except duckdb.Error:  # locked by a replicator (another process, or this one)
                 if copy.exists():
                     return duckdb.connect(str(copy), read_only=True), copy
+                # the lock proves a writer runs even while the slot is between holders
+                # (a starting replicator releases it after its backfill): give it time
+                if locked_wait_s is not None:
+                    deadline = max(deadline, started + locked_wait_s)
         if time.monotonic() >= deadline:
             if not duckdb_path.exists():
                 raise VerifyError(
@@ -615,7 +622,9 @@ class _Checker:
         self.running = self.source.slot_active(options.slot)
         try:
             wait = options.wait_timeout_s if self.running else 0.0
-            self.wh, self.read_from = open_warehouse(duckdb_path, wait)
+            self.wh, self.read_from = open_warehouse(
+                duckdb_path, wait, locked_wait_s=options.wait_timeout_s
+            )
         except BaseException:
             self.source.close()
             raise
