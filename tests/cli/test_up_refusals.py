@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hybridshop.db.embedded import free_port
+from hybridshop.db.embedded import EmbeddedPostgres, free_port
 from upprocess import UpProcess
 
-from .quickstart import postmaster_pid
+from .quickstart import alive, postmaster_pid
 
 
 @pytest.fixture
@@ -24,6 +24,9 @@ def home() -> Iterator[Path]:
     """Outside pytest's 0700 temp folder: PostgreSQL's service user must enter it as root."""
     path = Path(tempfile.mkdtemp(prefix="hybridshop-test-refusals-"))
     yield path / "state"
+    pid = postmaster_pid(path / "state")  # a failed test must not leave a server behind
+    if pid is not None and alive(pid):
+        EmbeddedPostgres(base_dir=path / "state" / "postgres").stop(mode="immediate")
     shutil.rmtree(path, ignore_errors=True)
 
 
