@@ -33,6 +33,16 @@ def _replicator(stream: Stream, log: Path, **popen: object) -> subprocess.Popen[
     return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **popen)  # type: ignore[call-overload,no-any-return]
 
 
+def _replicate_once(stream: Stream) -> None:
+    """Backfill and stream until caught up, in this process, then stop (the slot stays)."""
+    handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
+    try:
+        wait_streaming(handle)
+        wait_caught_up(stream.dsn, stream.slot, handle=handle)
+    finally:
+        handle.stop()
+
+
 def _read_only(path: Path, on: bool) -> None:
     """Root ignores file modes: the immutable attribute stops it; mode bits otherwise."""
     if os.geteuid() == 0:
@@ -57,12 +67,7 @@ def test_a_read_only_warehouse_is_a_clear_error_and_the_next_run_catches_up(
 ) -> None:
     log = tmp_path / "replicator.log"
     _products(stream.dsn, 50, "before ")
-    handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
-    try:
-        wait_streaming(handle)
-        wait_caught_up(stream.dsn, stream.slot, handle=handle)
-    finally:
-        handle.stop()
+    _replicate_once(stream)
     _products(stream.dsn, 50, "while read-only ")
     _read_only(stream.duckdb_path, True)
     try:
@@ -92,12 +97,7 @@ def test_a_full_warehouse_disk_stops_the_replicator_clearly_and_it_catches_up_on
     stream: Stream, tmp_path: Path
 ) -> None:
     log = tmp_path / "replicator.log"
-    handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
-    try:
-        wait_streaming(handle)
-        wait_caught_up(stream.dsn, stream.slot, handle=handle)
-    finally:
-        handle.stop()
+    _replicate_once(stream)
     limit = stream.duckdb_path.stat().st_size + 256 * 1024
     proc = _replicator(stream, log, preexec_fn=lambda: _file_size_limit(limit))
     try:
@@ -162,12 +162,7 @@ def test_status_alarms_on_wal_retained_behind_a_stopped_replicator(stream: Strea
 
     from hybridshop.cli.main import app
 
-    handle = start_replicator(stream.dsn, stream.duckdb_path, config=stream.config())
-    try:
-        wait_streaming(handle)
-        wait_caught_up(stream.dsn, stream.slot, handle=handle)
-    finally:
-        handle.stop()
+    _replicate_once(stream)
     args = ["replicate", "status", "--duckdb", str(stream.duckdb_path), "--slot", stream.slot]
     env = {"DATABASE_URL": stream.dsn}
     runner = CliRunner()

@@ -15,6 +15,22 @@ import typer
 from hybridshop import settings
 from hybridshop.settings import DEFAULT_API_PORT, DEFAULT_HOST, DEFAULT_ISSUER_PORT
 
+# Load shedding, the same options on `api` and `up`.
+MAX_QUEUE_OPTION: int = typer.Option(
+    settings.DEFAULT_MAX_QUEUE,
+    "--max-queue",
+    min=0,
+    help="Requests that may wait per function when all its environments are busy; "
+    "past that the gateway sheds load with 429 + Retry-After, as API Gateway throttles "
+    "(0: shed as soon as all are busy).",
+)
+MAX_WAIT_OPTION: float = typer.Option(
+    settings.DEFAULT_MAX_WAIT_S,
+    "--max-wait",
+    min=0.01,
+    help="Longest a request waits for a busy function's environment before a 429, in s.",
+)
+
 
 class AuthMode(StrEnum):
     none = "none"
@@ -36,20 +52,8 @@ def api(
         min=1,
         help="Execution environments per function.",
     ),
-    max_queue: int = typer.Option(
-        settings.DEFAULT_MAX_QUEUE,
-        "--max-queue",
-        min=0,
-        help="Requests that may wait per function when all its environments are busy; "
-        "past that the gateway sheds load with 429 + Retry-After, as API Gateway throttles "
-        "(0: shed as soon as all are busy).",
-    ),
-    max_wait: float = typer.Option(
-        settings.DEFAULT_MAX_WAIT_S,
-        "--max-wait",
-        min=0.01,
-        help="Longest a request waits for a busy function's environment before a 429, in s.",
-    ),
+    max_queue: int = MAX_QUEUE_OPTION,
+    max_wait: float = MAX_WAIT_OPTION,
     auth: AuthMode = typer.Option(
         AuthMode.none,
         "--auth",

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hybridshop import settings
+from hybridshop.cli.api import MAX_QUEUE_OPTION, MAX_WAIT_OPTION
 from hybridshop.cli.clock import seconds_since_launch
 from hybridshop.cli.supervisor import (
     DaemonComponent,
@@ -99,20 +100,8 @@ def up(
         max=64,
         help="Warm environments per function.",
     ),
-    max_queue: int = typer.Option(
-        settings.DEFAULT_MAX_QUEUE,
-        "--max-queue",
-        min=0,
-        help="Requests that may wait per function when all its environments are busy; "
-        "past that the gateway sheds load with 429 + Retry-After, as API Gateway throttles "
-        "(0: shed as soon as all are busy).",
-    ),
-    max_wait: float = typer.Option(
-        settings.DEFAULT_MAX_WAIT_S,
-        "--max-wait",
-        min=0.01,
-        help="Longest a request waits for a busy function's environment before a 429, in s.",
-    ),
+    max_queue: int = MAX_QUEUE_OPTION,
+    max_wait: float = MAX_WAIT_OPTION,
     auth: bool = typer.Option(
         False,
         "--auth/--no-auth",
